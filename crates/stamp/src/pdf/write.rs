@@ -156,3 +156,46 @@ mod tests {
         assert_eq!(out, b"<00AB>");
     }
 }
+
+/// Serializes `obj` as PDF syntax, passing every string through `string`
+/// (which encrypts or decrypts it, or returns it unchanged).
+pub(crate) fn push_object(out: &mut Vec<u8>, obj: &super::object::Object, string: &mut dyn FnMut(&[u8]) -> Vec<u8>) {
+    use super::object::Object;
+    match obj {
+        Object::Null => out.extend_from_slice(b"null"),
+        Object::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Object::Int(i) => {
+            let _ = write!(Buf(out), "{i}");
+        }
+        Object::Real(r) => {
+            let r = if r.is_finite() { *r } else { 0.0 };
+            let s = format!("{r:.6}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            out.extend_from_slice(if s == "-0" || s.is_empty() { b"0" } else { s.as_bytes() });
+        }
+        Object::Name(n) => push_name(out, n),
+        Object::String(s) => push_hex_string(out, &string(s)),
+        Object::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                push_object(out, item, string);
+            }
+            out.push(b']');
+        }
+        Object::Dict(d) => {
+            out.extend_from_slice(b"<<");
+            for (k, v, _) in &d.entries {
+                push_name(out, k);
+                out.push(b' ');
+                push_object(out, v, string);
+            }
+            out.extend_from_slice(b">>");
+        }
+        Object::Ref(r) => {
+            let _ = write!(Buf(out), "{} {} R", r.num, r.generation);
+        }
+    }
+}
