@@ -139,7 +139,9 @@ pub struct Stamper {
 
 impl std::fmt::Debug for Stamper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stamper").field("watermark", &self.watermark).finish_non_exhaustive()
+        f.debug_struct("Stamper")
+            .field("watermark", &self.watermark)
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,7 +149,11 @@ impl Stamper {
     /// Prepares `watermark`; fails when the font cannot draw the text.
     pub fn new(watermark: Watermark, options: Options) -> Result<Self> {
         let text = PreparedText::new(watermark.lines(), options.font.as_ref())?;
-        Ok(Self { watermark, options, text })
+        Ok(Self {
+            watermark,
+            options,
+            text,
+        })
     }
 
     /// The watermark this stamper applies.
@@ -158,22 +164,40 @@ impl Stamper {
     /// Stamps one document.
     pub fn stamp(&self, input: &[u8]) -> Result<Stamped> {
         let started = Instant::now();
-        let doc = Document::open(input, self.options.password.as_deref(), &self.options.limits)?;
-        let pages = pages::pages(&doc, started)?;
+        let doc = Document::open(
+            input,
+            self.options.password.as_deref(),
+            &self.options.limits,
+        )?;
+        let tree = pages::pages(&doc, started)?;
+        let pages = &tree.pages;
         let count = u32::try_from(pages.len()).unwrap_or(u32::MAX);
         if let Some(page) = self.watermark.pages.first_missing(count) {
             return Err(StampError::PageOutOfRange { page, count });
         }
         let mut b = UpdateBuilder::new(&doc, &self.text, &self.watermark);
+        b.parent = tree.rebuilt_root;
+        // Resources objects used by one stamped page only are inlined into
+        // that page: one object fewer each in the update.
+        for (i, page) in pages.iter().enumerate() {
+            if self.watermark.pages.contains(i as u32, count)
+                && let ResourcesFrom::Indirect(r) = page.resources
+            {
+                *b.resource_users.entry(r).or_insert(0) += 1;
+            }
+        }
         let mut stamped = 0;
         for (i, page) in pages.iter().enumerate() {
             if let Some(t) = self.options.limits.time_limit
                 && i % 64 == 0
                 && started.elapsed() > t
             {
-                return Err(StampError::TimeLimit { limit_ms: t.as_millis() as u64 });
+                return Err(StampError::TimeLimit {
+                    limit_ms: t.as_millis() as u64,
+                });
             }
             if !self.watermark.pages.contains(i as u32, count) {
+                b.reattach_page(page);
                 continue;
             }
             b.stamp_page(page)?;
@@ -186,6 +210,9 @@ impl Stamper {
             encrypted: doc.crypt().is_some(),
             embedded_font: self.text.embedded(),
         };
+        if let Some(node) = tree.rebuilt_root {
+            b.write_page_tree(node, pages);
+        }
         let update = update::write_update(&doc, b.objects);
         Ok(Stamped::Appended { update, report })
     }
@@ -219,6 +246,11 @@ struct UpdateBuilder<'d, 'a> {
     suffixes: HashMap<Vec<u8>, u32>,
     /// New resources objects by (where the originals are, name used).
     resources: HashMap<(ResourcesFrom, Vec<u8>), u32>,
+    /// When the page tree is rebuilt: the new `/Pages` node every page's
+    /// `/Parent` must name.
+    parent: Option<Ref>,
+    /// How many stamped pages use each indirect resources dictionary.
+    resource_users: HashMap<Ref, u32>,
 }
 
 /// The text block's box at `REF_SIZE`, centred on the origin.
@@ -240,7 +272,48 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
             open_q: None,
             suffixes: HashMap::new(),
             resources: HashMap::new(),
+            parent: None,
+            resource_users: HashMap::new(),
         }
+    }
+
+    /// Writes the rebuilt `/Pages` node holding `pages` (PDF 1.7 §7.7.3.2).
+    fn write_page_tree(&mut self, node: Ref, pages: &[Page]) {
+        let mut body = b"<</Type/Pages/Kids[".to_vec();
+        for (i, p) in pages.iter().enumerate() {
+            let _ = write!(
+                Buf(&mut body),
+                "{}{} {} R",
+                if i > 0 { " " } else { "" },
+                p.r.num,
+                p.r.generation
+            );
+        }
+        let _ = write!(Buf(&mut body), "]/Count {}>>", pages.len());
+        self.objects.push(NewObject {
+            id: node.num,
+            generation: node.generation,
+            body: Body::Direct(body),
+        });
+    }
+
+    /// For a rebuilt tree: rewrites an unstamped page so its `/Parent` is the
+    /// new node. Nothing to do otherwise.
+    fn reattach_page(&mut self, page: &Page) {
+        let Some(parent) = self.parent else { return };
+        let mut body = b"<<".to_vec();
+        self.copy_entries(&mut body, &page.dict, &page.source, page.r, &[b"Parent"]);
+        let _ = write!(
+            Buf(&mut body),
+            "/Parent {} {} R>>",
+            parent.num,
+            parent.generation
+        );
+        self.objects.push(NewObject {
+            id: page.r.num,
+            generation: page.r.generation,
+            body: Body::Direct(body),
+        });
     }
 
     fn alloc(&mut self) -> u32 {
@@ -272,7 +345,10 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         let max_w = (0..n).map(|i| t.line_width(i)).fold(0.0f32, f32::max);
         let lh = t.line_height();
         let (asc, desc) = (t.ascent(), t.descent());
-        let block = Rect { w: max_w * REF_SIZE, h: ((n.saturating_sub(1)) as f32 * lh + asc - desc) * REF_SIZE };
+        let block = Rect {
+            w: max_w * REF_SIZE,
+            h: ((n.saturating_sub(1)) as f32 * lh + asc - desc) * REF_SIZE,
+        };
         let c = self.wm.color;
         let mut content = Vec::new();
         content.extend_from_slice(b"/G0 gs ");
@@ -299,22 +375,31 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         let pad = REF_SIZE * 0.1;
         let mut dict = Vec::new();
         dict.extend_from_slice(b"<</Type/XObject/Subtype/Form/BBox[");
-        for (i, v) in [-block.w / 2.0 - pad, -block.h / 2.0 - pad, block.w / 2.0 + pad, block.h / 2.0 + pad]
-            .into_iter()
-            .enumerate()
+        for (i, v) in [
+            -block.w / 2.0 - pad,
+            -block.h / 2.0 - pad,
+            block.w / 2.0 + pad,
+            block.h / 2.0 + pad,
+        ]
+        .into_iter()
+        .enumerate()
         {
             if i > 0 {
                 dict.push(b' ');
             }
             push_num(&mut dict, v);
         }
-        let _ = write!(Buf(&mut dict), "]/Resources<</Font<</F0 {font} 0 R>>/ExtGState<</G0<</Type/ExtGState/ca ");
+        let _ = write!(
+            Buf(&mut dict),
+            "]/Resources<</Font<</F0 {font} 0 R>>/ExtGState<</G0<</Type/ExtGState/ca "
+        );
         push_num(&mut dict, self.wm.opacity);
         dict.extend_from_slice(b"/CA ");
         push_num(&mut dict, self.wm.opacity);
         dict.extend_from_slice(b">>>>>>>>");
         let id = self.alloc();
-        self.objects.push(NewObject::stream(id, dict, content, true));
+        self.objects
+            .push(NewObject::stream(id, dict, content, true));
         self.form = Some((id, block));
         (id, block)
     }
@@ -324,7 +409,12 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
             return id;
         }
         let id = self.alloc();
-        self.objects.push(NewObject::stream(id, b"<<>>".to_vec(), b"q\n".to_vec(), false));
+        self.objects.push(NewObject::stream(
+            id,
+            b"<<>>".to_vec(),
+            b"q\n".to_vec(),
+            false,
+        ));
         self.open_q = Some(id);
         id
     }
@@ -332,7 +422,14 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
     /// Copies a value of a loaded object into a new body: verbatim when
     /// possible; with decrypted strings when it came from an encrypted
     /// object in the file (bodies carry plaintext strings).
-    fn copy_value(&self, out: &mut Vec<u8>, source: &Source, owner: Ref, value: &Object, span: &std::ops::Range<usize>) {
+    fn copy_value(
+        &self,
+        out: &mut Vec<u8>,
+        source: &Source,
+        owner: Ref,
+        value: &Object,
+        span: &std::ops::Range<usize>,
+    ) {
         match (self.doc.crypt(), source) {
             (Some(c), Source::File) => push_object(out, value, &mut |s| c.decrypt_string(owner, s)),
             (_, Source::File) => out.extend_from_slice(&self.doc.data()[span.clone()]),
@@ -340,7 +437,14 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         }
     }
 
-    fn copy_entries(&self, out: &mut Vec<u8>, dict: &Dict, source: &Source, owner: Ref, skip: &[&[u8]]) {
+    fn copy_entries(
+        &self,
+        out: &mut Vec<u8>,
+        dict: &Dict,
+        source: &Source,
+        owner: Ref,
+        skip: &[&[u8]],
+    ) {
         for (k, v, span) in &dict.entries {
             if skip.contains(&k.as_slice()) {
                 continue;
@@ -357,13 +461,21 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
 
     /// The body of a resources dictionary: the original's entries plus our
     /// form under `/XObject` as `name`.
-    fn resources_body(&self, res: Option<&(Dict, Source)>, owner: Ref, name: &[u8], form: u32) -> Result<Vec<u8>> {
+    fn resources_body(
+        &self,
+        res: Option<&(Dict, Source)>,
+        owner: Ref,
+        name: &[u8],
+        form: u32,
+    ) -> Result<Vec<u8>> {
         let mut out = b"<<".to_vec();
         let mut xobjects = b"<<".to_vec();
         if let Some((dict, source)) = res {
             self.copy_entries(&mut out, dict, source, owner, &[b"XObject"]);
             match dict.get(b"XObject") {
-                Some(Object::Dict(x)) => self.copy_entries(&mut xobjects, x, source, owner, &[name]),
+                Some(Object::Dict(x)) => {
+                    self.copy_entries(&mut xobjects, x, source, owner, &[name])
+                }
                 Some(Object::Ref(r)) => {
                     if let Some(l) = self.doc.get(*r)?
                         && let Object::Dict(x) = &l.obj
@@ -405,11 +517,21 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
     fn contents(&self, page: &Page) -> Result<Vec<Object>> {
         Ok(match page.dict.get(b"Contents") {
             Some(Object::Ref(r)) => match self.doc.get(*r)? {
-                Some(Loaded { obj: Object::Array(items), .. }) => items.into_iter().filter(|o| o.as_ref().is_some()).collect(),
-                Some(Loaded { stream_data: Some(_), .. }) => vec![Object::Ref(*r)],
+                Some(Loaded {
+                    obj: Object::Array(items),
+                    ..
+                }) => items.into_iter().filter(|o| o.as_ref().is_some()).collect(),
+                Some(Loaded {
+                    stream_data: Some(_),
+                    ..
+                }) => vec![Object::Ref(*r)],
                 _ => Vec::new(),
             },
-            Some(Object::Array(items)) => items.iter().filter(|o| o.as_ref().is_some()).cloned().collect(),
+            Some(Object::Array(items)) => items
+                .iter()
+                .filter(|o| o.as_ref().is_some())
+                .cloned()
+                .collect(),
             _ => Vec::new(),
         })
     }
@@ -423,6 +545,9 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         // otherwise one new object per original resources, shared by pages.
         let resources_value: Vec<u8> = match &page.resources {
             ResourcesFrom::InPage => self.resources_body(res, page.r, &name, form)?,
+            ResourcesFrom::Indirect(r) if self.resource_users.get(r) == Some(&1) => {
+                self.resources_body(res, *r, &name, form)?
+            }
             from => {
                 let key = (from.clone(), name.clone());
                 let id = match self.resources.get(&key) {
@@ -448,7 +573,12 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
             Some(&id) => id,
             None => {
                 let id = self.alloc();
-                self.objects.push(NewObject::stream(id, b"<<>>".to_vec(), suffix.clone(), suffix.len() > 200));
+                self.objects.push(NewObject::stream(
+                    id,
+                    b"<<>>".to_vec(),
+                    suffix.clone(),
+                    suffix.len() > 200,
+                ));
                 self.suffixes.insert(suffix, id);
                 id
             }
@@ -482,13 +612,29 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         contents.push(b']');
 
         let mut body = b"<<".to_vec();
-        self.copy_entries(&mut body, &page.dict, &page.source, page.r, &[b"Contents", b"Resources"]);
+        self.copy_entries(
+            &mut body,
+            &page.dict,
+            &page.source,
+            page.r,
+            &[b"Contents", b"Resources", b"Parent"],
+        );
+        match (self.parent, page.dict.get(b"Parent")) {
+            (Some(p), _) | (None, Some(&Object::Ref(p))) => {
+                let _ = write!(Buf(&mut body), "/Parent {} {} R", p.num, p.generation);
+            }
+            _ => {}
+        }
         body.extend_from_slice(b"/Contents");
         body.extend_from_slice(&contents);
         body.extend_from_slice(b"/Resources ");
         body.extend_from_slice(&resources_value);
         body.extend_from_slice(b">>");
-        self.objects.push(NewObject { id: page.r.num, generation: page.r.generation, body: Body::Direct(body) });
+        self.objects.push(NewObject {
+            id: page.r.num,
+            generation: page.r.generation,
+            body: Body::Direct(body),
+        });
         Ok(())
     }
 
@@ -496,8 +642,18 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
     /// watermark and the optional header, upright for the reader.
     fn placement_ops(&self, page: &Page, block: Rect, name: &[u8]) -> Vec<u8> {
         let v = page.visible;
-        let (w, h) = if page.rotate % 180 == 90 { (v.height(), v.width()) } else { (v.width(), v.height()) };
-        let geo = Geometry { x0: v.x0, y0: v.y0, x1: v.x1, y1: v.y1, rotate: page.rotate };
+        let (w, h) = if page.rotate % 180 == 90 {
+            (v.height(), v.width())
+        } else {
+            (v.width(), v.height())
+        };
+        let geo = Geometry {
+            x0: v.x0,
+            y0: v.y0,
+            x1: v.x1,
+            y1: v.y1,
+            rotate: page.rotate,
+        };
 
         let angle = match self.wm.rotation {
             Rotation::Degrees(d) => d,
@@ -513,7 +669,13 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
             Size::Points(p) => p,
             Size::Auto => {
                 // The original script: height / length * (height * 1.1 / width).
-                let len = self.wm.lines().map(|l| l.chars().count()).max().unwrap_or(1).max(1) as f32;
+                let len = self
+                    .wm
+                    .lines()
+                    .map(|l| l.chars().count())
+                    .max()
+                    .unwrap_or(1)
+                    .max(1) as f32;
                 (h / len) * (h * 1.1 / w)
             }
         };
@@ -537,8 +699,13 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         push_placement(&mut ops, &geo, cx, cy, angle, size / REF_SIZE, name);
 
         if self.wm.header {
-            let unit_line = (0..self.text.line_count()).map(|i| self.text.line_width(i)).fold(0.0f32, f32::max);
-            let hsize = HEADER_SIZE.min(FIT * w / unit_line.max(1e-6)).min(h / 20.0).max(0.01);
+            let unit_line = (0..self.text.line_count())
+                .map(|i| self.text.line_width(i))
+                .fold(0.0f32, f32::max);
+            let hsize = HEADER_SIZE
+                .min(FIT * w / unit_line.max(1e-6))
+                .min(h / 20.0)
+                .max(0.01);
             let top = HEADER_TOP.min(h * 0.126);
             let hy = h - top - unit_h * hsize / 2.0;
             ops.push(b' ');
@@ -574,7 +741,15 @@ impl Geometry {
 
 /// `q a b c d e f cm /Name Do Q`: the form scaled by `scale`, turned by
 /// `angle` degrees as the reader sees it, centred at reader point `(x, y)`.
-fn push_placement(ops: &mut Vec<u8>, geo: &Geometry, x: f32, y: f32, angle: f32, scale: f32, name: &[u8]) {
+fn push_placement(
+    ops: &mut Vec<u8>,
+    geo: &Geometry,
+    x: f32,
+    y: f32,
+    angle: f32,
+    scale: f32,
+    name: &[u8],
+) {
     let (px, py) = geo.to_page(x, y);
     let page_angle = (angle + f32::from(geo.rotate)).to_radians();
     let (sin, cos) = page_angle.sin_cos();

@@ -39,7 +39,10 @@ pub(crate) struct Crypt {
 impl std::fmt::Debug for Crypt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the key.
-        f.debug_struct("Crypt").field("strings", &self.strings).field("streams", &self.streams).finish()
+        f.debug_struct("Crypt")
+            .field("strings", &self.strings)
+            .field("streams", &self.streams)
+            .finish()
     }
 }
 
@@ -106,7 +109,9 @@ impl Crypt {
             let oe = bytes_of(encrypt, b"OE");
             let ue = bytes_of(encrypt, b"UE");
             if o.len() < 48 || u.len() < 48 || oe.len() < 32 || ue.len() < 32 {
-                return Err(StampError::Damaged("the /Encrypt dictionary is malformed".into()));
+                return Err(StampError::Damaged(
+                    "the /Encrypt dictionary is malformed".into(),
+                ));
             }
             candidates.iter().find_map(|pw| {
                 let pw = &pw[..pw.len().min(127)];
@@ -114,19 +119,38 @@ impl Crypt {
             })
         } else {
             let p = encrypt.int(b"P").unwrap_or(0) as i32;
-            let bits = if v == 1 { 40 } else { encrypt.int(b"Length").unwrap_or(40) };
+            let bits = if v == 1 {
+                40
+            } else {
+                encrypt.int(b"Length").unwrap_or(40)
+            };
             let len = usize::try_from(bits / 8).unwrap_or(5).clamp(5, 16);
-            let encrypt_metadata = !matches!(encrypt.get(b"EncryptMetadata"), Some(Object::Bool(false)));
+            let encrypt_metadata =
+                !matches!(encrypt.get(b"EncryptMetadata"), Some(Object::Bool(false)));
             if o.len() < 32 || u.len() < 16 {
-                return Err(StampError::Damaged("the /Encrypt dictionary is malformed".into()));
+                return Err(StampError::Damaged(
+                    "the /Encrypt dictionary is malformed".into(),
+                ));
             }
-            let params = LegacyParams { r, len, o: &o, u: &u, p, id0, encrypt_metadata };
-            candidates.iter().find_map(|pw| {
-                params.user_key(pw).or_else(|| params.owner_key(pw))
-            })
+            let params = LegacyParams {
+                r,
+                len,
+                o: &o,
+                u: &u,
+                p,
+                id0,
+                encrypt_metadata,
+            };
+            candidates
+                .iter()
+                .find_map(|pw| params.user_key(pw).or_else(|| params.owner_key(pw)))
         };
         match key {
-            Some(key) => Ok(Self { key, strings, streams }),
+            Some(key) => Ok(Self {
+                key,
+                strings,
+                streams,
+            }),
             None if password.is_some() => Err(StampError::PasswordProtected(
                 "the password given is not the document's user or owner password".into(),
             )),
@@ -402,10 +426,18 @@ fn aes_cbc_encrypt(key: &[u8], r: Ref, data: &[u8]) -> Vec<u8> {
     let ok = match key.len() {
         16 => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, &iv)
             .ok()
-            .and_then(|e| e.encrypt_padded_mut::<NoPadding>(&mut buf, len).ok().map(|_| ())),
+            .and_then(|e| {
+                e.encrypt_padded_mut::<NoPadding>(&mut buf, len)
+                    .ok()
+                    .map(|_| ())
+            }),
         _ => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, &iv)
             .ok()
-            .and_then(|e| e.encrypt_padded_mut::<NoPadding>(&mut buf, len).ok().map(|_| ())),
+            .and_then(|e| {
+                e.encrypt_padded_mut::<NoPadding>(&mut buf, len)
+                    .ok()
+                    .map(|_| ())
+            }),
     };
     if ok.is_none() {
         return Vec::new();
@@ -422,7 +454,10 @@ mod tests {
     #[test]
     fn rc4_known_vector() {
         // RFC 6229-style classic vector: key "Key", plaintext "Plaintext".
-        assert_eq!(rc4(b"Key", b"Plaintext"), [0xBB, 0xF3, 0x16, 0xE8, 0xD9, 0x40, 0xAF, 0x0A, 0xD3]);
+        assert_eq!(
+            rc4(b"Key", b"Plaintext"),
+            [0xBB, 0xF3, 0x16, 0xE8, 0xD9, 0x40, 0xAF, 0x0A, 0xD3]
+        );
     }
 
     #[test]

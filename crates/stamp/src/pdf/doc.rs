@@ -110,13 +110,24 @@ fn damaged(what: impl Into<String>) -> StampError {
 impl<'a> Document<'a> {
     /// Opens `data`: reads the xref chain (or repairs), then the security
     /// handler if the file is encrypted.
-    pub fn open(data: &'a [u8], password: Option<&str>, limits: &Limits) -> Result<Self, StampError> {
+    pub fn open(
+        data: &'a [u8],
+        password: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Self, StampError> {
         if data.len() as u64 > limits.max_input_bytes {
-            return Err(StampError::TooLarge { size: data.len() as u64, limit: limits.max_input_bytes });
+            return Err(StampError::TooLarge {
+                size: data.len() as u64,
+                limit: limits.max_input_bytes,
+            });
         }
         let head = &data[..data.len().min(1024)];
         if parse::find(head, 0..head.len(), b"%PDF-").is_none() {
-            let what = if data.is_empty() { "the file is empty" } else { "it does not start with %PDF-" };
+            let what = if data.is_empty() {
+                "the file is empty"
+            } else {
+                "it does not start with %PDF-"
+            };
             return Err(StampError::NotAPdf(what.into()));
         }
         let mut doc = Document {
@@ -149,6 +160,13 @@ impl<'a> Document<'a> {
         self.repaired.get()
     }
 
+    /// Switches to the scanned object index (used when the page tree turns
+    /// out to be unusable, so every object of the file can be looked at).
+    pub fn force_repair(&self) {
+        let _ = self.scan();
+        self.repaired.set(true);
+    }
+
     /// The security handler, if the document is encrypted.
     pub fn crypt(&self) -> Option<&Crypt> {
         self.crypt.as_ref()
@@ -161,14 +179,24 @@ impl<'a> Document<'a> {
 
     /// One past the highest object number in use (the xref `/Size`).
     pub fn size(&self) -> u32 {
-        let trailer_size = self.trailer.int(b"Size").and_then(|s| u32::try_from(s).ok()).unwrap_or(0);
-        let scanned = self.scan.get().and_then(|s| s.objects.keys().max().map(|m| m + 1)).unwrap_or(0);
+        let trailer_size = self
+            .trailer
+            .int(b"Size")
+            .and_then(|s| u32::try_from(s).ok())
+            .unwrap_or(0);
+        let scanned = self
+            .scan
+            .get()
+            .and_then(|s| s.objects.keys().max().map(|m| m + 1))
+            .unwrap_or(0);
         let table = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
         trailer_size.max(scanned).max(table)
     }
 
     fn root_is_catalog(&self) -> bool {
-        let Some(root) = self.trailer.get(b"Root").and_then(Object::as_ref) else { return false };
+        let Some(root) = self.trailer.get(b"Root").and_then(Object::as_ref) else {
+            return false;
+        };
         matches!(self.get(root), Ok(Some(l)) if l.obj.as_dict().is_some())
     }
 
@@ -180,7 +208,8 @@ impl<'a> Document<'a> {
         let sx = parse::rfind(self.data, tail_start..self.data.len(), b"startxref")
             .ok_or(bad("no startxref"))?;
         let mut p = Parser::new(self.data, sx + 9, 8);
-        let first = usize::try_from(p.uint().ok_or(bad("bad startxref"))?).map_err(|_| bad("bad startxref"))?;
+        let first = usize::try_from(p.uint().ok_or(bad("bad startxref"))?)
+            .map_err(|_| bad("bad startxref"))?;
         self.startxref = first;
         let mut next = Some(first);
         let mut seen = HashSet::new();
@@ -200,7 +229,9 @@ impl<'a> Document<'a> {
             }
             // A hybrid file's /XRefStm belongs to the same update: read it
             // right after the table, before /Prev (§7.5.8.4).
-            if let Some(xs) = trailer.int(b"XRefStm").and_then(|v| usize::try_from(v).ok())
+            if let Some(xs) = trailer
+                .int(b"XRefStm")
+                .and_then(|v| usize::try_from(v).ok())
                 && seen.insert(xs)
                 && xs < self.data.len()
             {
@@ -240,11 +271,20 @@ impl<'a> Document<'a> {
                 if p.eat_keyword(b"trailer") {
                     return p.dict();
                 }
-                let start = p.uint().ok_or(SyntaxError { pos: p.pos(), what: "bad xref subsection" })?;
-                let count = p.uint().ok_or(SyntaxError { pos: p.pos(), what: "bad xref subsection" })?;
+                let start = p.uint().ok_or(SyntaxError {
+                    pos: p.pos(),
+                    what: "bad xref subsection",
+                })?;
+                let count = p.uint().ok_or(SyntaxError {
+                    pos: p.pos(),
+                    what: "bad xref subsection",
+                })?;
                 for i in 0..count {
                     let (Some(a), Some(b)) = (p.uint(), p.uint()) else {
-                        return Err(SyntaxError { pos: p.pos(), what: "bad xref entry" });
+                        return Err(SyntaxError {
+                            pos: p.pos(),
+                            what: "bad xref entry",
+                        });
                     };
                     p.skip_ws();
                     let kind = if p.eat_keyword(b"n") {
@@ -252,11 +292,18 @@ impl<'a> Document<'a> {
                     } else if p.eat_keyword(b"f") {
                         b'f'
                     } else {
-                        return Err(SyntaxError { pos: p.pos(), what: "bad xref entry type" });
+                        return Err(SyntaxError {
+                            pos: p.pos(),
+                            what: "bad xref entry type",
+                        });
                     };
-                    let Ok(num) = u32::try_from(start + i) else { break };
+                    let Ok(num) = u32::try_from(start + i) else {
+                        break;
+                    };
                     let entry = match (kind, usize::try_from(a), u16::try_from(b)) {
-                        (b'n', Ok(offset), Ok(generation)) if offset > 0 => Entry::InFile { offset, generation },
+                        (b'n', Ok(offset), Ok(generation)) if offset > 0 => {
+                            Entry::InFile { offset, generation }
+                        }
                         _ => Entry::Free,
                     };
                     self.set_entry(num, entry);
@@ -264,29 +311,55 @@ impl<'a> Document<'a> {
             }
         }
         // An xref stream.
-        let r = p.indirect_header().ok_or(SyntaxError { pos: off, what: "no xref at startxref" })?;
+        let r = p.indirect_header().ok_or(SyntaxError {
+            pos: off,
+            what: "no xref at startxref",
+        })?;
         let dict = p.dict()?;
         if dict.name(b"Type") != Some(b"XRef") {
-            return Err(SyntaxError { pos: off, what: "object at startxref is not an xref stream" });
+            return Err(SyntaxError {
+                pos: off,
+                what: "object at startxref is not an xref stream",
+            });
         }
         if newest {
             self.kind = XrefKind::Stream;
         }
-        let start = p.stream_start().ok_or(SyntaxError { pos: p.pos(), what: "xref stream without data" })?;
+        let start = p.stream_start().ok_or(SyntaxError {
+            pos: p.pos(),
+            what: "xref stream without data",
+        })?;
         let range = self.stream_range(&dict, start);
         let decoded = filter::decode(&dict, &self.data[range], self.limits.max_decoded_bytes)
-            .map_err(|_| SyntaxError { pos: off, what: "xref stream cannot be decoded" })?;
+            .map_err(|_| SyntaxError {
+                pos: off,
+                what: "xref stream cannot be decoded",
+            })?;
         let w: Vec<usize> = dict
             .get(b"W")
             .and_then(Object::as_array)
-            .map(|a| a.iter().map(|v| v.as_i64().and_then(|x| usize::try_from(x).ok()).unwrap_or(0)).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|v| {
+                        v.as_i64()
+                            .and_then(|x| usize::try_from(x).ok())
+                            .unwrap_or(0)
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         if w.len() != 3 || w.iter().any(|&x| x > 8) || w.iter().sum::<usize>() == 0 {
-            return Err(SyntaxError { pos: off, what: "bad /W in xref stream" });
+            return Err(SyntaxError {
+                pos: off,
+                what: "bad /W in xref stream",
+            });
         }
         let size = dict.int(b"Size").unwrap_or(0).max(0) as u64;
         let index: Vec<u64> = match dict.get(b"Index").and_then(Object::as_array) {
-            Some(a) => a.iter().map(|v| v.as_i64().unwrap_or(0).max(0) as u64).collect(),
+            Some(a) => a
+                .iter()
+                .map(|v| v.as_i64().unwrap_or(0).max(0) as u64)
+                .collect(),
             None => vec![0, size],
         };
         let row = w.iter().sum::<usize>();
@@ -299,11 +372,15 @@ impl<'a> Document<'a> {
                 let (f2, f3) = rest.split_at(w[1]);
                 let ty = if w[0] == 0 { 1 } else { field(t) };
                 let (f2, f3) = (field(f2), field(f3));
-                let Ok(num) = u32::try_from(pair[0] + i) else { break };
+                let Ok(num) = u32::try_from(pair[0] + i) else {
+                    break;
+                };
                 let entry = match ty {
                     0 => Entry::Free,
                     1 => match (usize::try_from(f2), u16::try_from(f3)) {
-                        (Ok(offset), Ok(generation)) if offset > 0 => Entry::InFile { offset, generation },
+                        (Ok(offset), Ok(generation)) if offset > 0 => {
+                            Entry::InFile { offset, generation }
+                        }
                         _ => Entry::Free,
                     },
                     2 => match (u32::try_from(f2), u32::try_from(f3)) {
@@ -324,7 +401,10 @@ impl<'a> Document<'a> {
     fn stream_range(&self, dict: &Dict, start: usize) -> Range<usize> {
         let len = match dict.get(b"Length") {
             Some(Object::Int(n)) => usize::try_from(*n).ok(),
-            Some(Object::Ref(r)) => self.get_shallow(*r).and_then(|o| o.as_i64()).and_then(|n| usize::try_from(n).ok()),
+            Some(Object::Ref(r)) => self
+                .get_shallow(*r)
+                .and_then(|o| o.as_i64())
+                .and_then(|n| usize::try_from(n).ok()),
             _ => None,
         };
         if let Some(len) = len
@@ -379,7 +459,8 @@ impl<'a> Document<'a> {
     // ---- repair -----------------------------------------------------------------
 
     fn scan(&self) -> &Scan {
-        self.scan.get_or_init(|| scan_file(self.data, self.limits.max_depth))
+        self.scan
+            .get_or_init(|| scan_file(self.data, self.limits.max_depth))
     }
 
     /// Rebuilds the xref from a scan of the whole file.
@@ -408,7 +489,13 @@ impl<'a> Document<'a> {
                 for (i, (member, _)) in stm.index.iter().enumerate() {
                     let i = u32::try_from(i).unwrap_or(u32::MAX);
                     if !self.scan().objects.contains_key(member) {
-                        self.set_entry(*member, Entry::InStream { stream: num, index: i });
+                        self.set_entry(
+                            *member,
+                            Entry::InStream {
+                                stream: num,
+                                index: i,
+                            },
+                        );
                     }
                 }
             }
@@ -421,24 +508,35 @@ impl<'a> Document<'a> {
                 self.dict_is_type(Some(&Object::Ref(r)), b"Catalog")
             });
             // Catalogs can also live in object streams.
-            let catalog = catalog.map(|n| Ref::new(n, self.scan().objects.get(&n).map_or(0, |x| x.1))).or_else(|| {
-                (0..self.entries.len() as u32).rev().map(|n| Ref::new(n, 0)).find(|r| {
-                    matches!(self.entries.get(r.num as usize), Some(Some(Entry::InStream { .. })))
-                        && self.dict_is_type(Some(&Object::Ref(*r)), b"Catalog")
-                })
-            });
+            let catalog = catalog
+                .map(|n| Ref::new(n, self.scan().objects.get(&n).map_or(0, |x| x.1)))
+                .or_else(|| {
+                    (0..self.entries.len() as u32)
+                        .rev()
+                        .map(|n| Ref::new(n, 0))
+                        .find(|r| {
+                            matches!(
+                                self.entries.get(r.num as usize),
+                                Some(Some(Entry::InStream { .. }))
+                            ) && self.dict_is_type(Some(&Object::Ref(*r)), b"Catalog")
+                        })
+                });
             let Some(root) = catalog else {
                 return Err(damaged("the document catalog (/Root) cannot be found"));
             };
             trailer.entries.retain(|(k, _, _)| k != b"Root");
-            trailer.entries.push((b"Root".to_vec(), Object::Ref(root), 0..0));
+            trailer
+                .entries
+                .push((b"Root".to_vec(), Object::Ref(root), 0..0));
         }
         self.trailer = trailer;
         Ok(())
     }
 
     fn dict_is_type(&self, obj: Option<&Object>, ty: &[u8]) -> bool {
-        let Some(Object::Ref(r)) = obj else { return false };
+        let Some(Object::Ref(r)) = obj else {
+            return false;
+        };
         matches!(self.get(*r), Ok(Some(l)) if l.obj.as_dict().and_then(|d| d.name(b"Type")) == Some(ty))
     }
 
@@ -449,12 +547,20 @@ impl<'a> Document<'a> {
             None | Some(Object::Null) => return Ok(()),
             Some(Object::Dict(d)) => (d.clone(), None),
             Some(Object::Ref(r)) => match self.get(*r)? {
-                Some(Loaded { obj: Object::Dict(d), .. }) => (d, Some(*r)),
+                Some(Loaded {
+                    obj: Object::Dict(d),
+                    ..
+                }) => (d, Some(*r)),
                 _ => return Err(damaged("the /Encrypt dictionary is missing")),
             },
             Some(_) => return Err(damaged("the /Encrypt entry is not a dictionary")),
         };
-        let id0 = match self.trailer.get(b"ID").and_then(Object::as_array).and_then(|a| a.first()) {
+        let id0 = match self
+            .trailer
+            .get(b"ID")
+            .and_then(Object::as_array)
+            .and_then(|a| a.first())
+        {
             Some(Object::String(s)) => s.clone(),
             _ => Vec::new(),
         };
@@ -491,10 +597,14 @@ impl<'a> Document<'a> {
             Some(Entry::InStream { stream, index }) => {
                 let stm = match self.objstm(stream) {
                     Ok(s) => s,
-                    Err(e @ (StampError::DecompressionLimit { .. } | StampError::TooDeep { .. })) => return Err(e),
+                    Err(
+                        e @ (StampError::DecompressionLimit { .. } | StampError::TooDeep { .. }),
+                    ) => return Err(e),
                     Err(_) => return Ok(None),
                 };
-                let Some(&(num, off)) = stm.index.get(index as usize) else { return Ok(None) };
+                let Some(&(num, off)) = stm.index.get(index as usize) else {
+                    return Ok(None);
+                };
                 let (num, off) = if num == r.num {
                     (num, off)
                 } else {
@@ -507,8 +617,14 @@ impl<'a> Document<'a> {
                 let _ = num;
                 let mut p = Parser::new(&stm.data, off, self.limits.max_depth);
                 match p.object() {
-                    Ok(obj) => Ok(Some(Loaded { obj, stream_data: None, source: Source::ObjStm(stm.data.clone()) })),
-                    Err(e) if e.what == parse::TOO_DEEP => Err(StampError::TooDeep { limit: self.limits.max_depth }),
+                    Ok(obj) => Ok(Some(Loaded {
+                        obj,
+                        stream_data: None,
+                        source: Source::ObjStm(stm.data.clone()),
+                    })),
+                    Err(e) if e.what == parse::TOO_DEEP => Err(StampError::TooDeep {
+                        limit: self.limits.max_depth,
+                    }),
                     Err(_) => Ok(None),
                 }
             }
@@ -526,7 +642,11 @@ impl<'a> Document<'a> {
             Object::Dict(d) => p.stream_start().map(|start| self.stream_range(d, start)),
             _ => None,
         };
-        Some(Loaded { obj, stream_data, source: Source::File })
+        Some(Loaded {
+            obj,
+            stream_data,
+            source: Source::File,
+        })
     }
 
     /// Follows references until a direct object (bounded), or `Null`.
@@ -570,19 +690,31 @@ impl<'a> Document<'a> {
         let limit = self.limits.max_decoded_bytes;
         let data = filter::decode(dict, raw, limit).map_err(|e| match e {
             DecodeError::Limit => StampError::DecompressionLimit { limit },
-            DecodeError::Unsupported(what) => damaged(format!("object stream {num}: unsupported {what}")),
+            DecodeError::Unsupported(what) => {
+                damaged(format!("object stream {num}: unsupported {what}"))
+            }
             DecodeError::Corrupt(what) => damaged(format!("object stream {num}: {what}")),
         })?;
-        let n = dict.int(b"N").unwrap_or(0).clamp(0, data.len() as i64 / 2 + 1) as usize;
+        let n = dict
+            .int(b"N")
+            .unwrap_or(0)
+            .clamp(0, data.len() as i64 / 2 + 1) as usize;
         let first = usize::try_from(dict.int(b"First").unwrap_or(0)).unwrap_or(0);
         let mut p = Parser::new(&data, 0, 1);
         let mut index = Vec::with_capacity(n);
         for _ in 0..n {
-            let (Some(obj), Some(off)) = (p.uint(), p.uint()) else { break };
-            let (Ok(obj), Ok(off)) = (u32::try_from(obj), usize::try_from(off)) else { break };
+            let (Some(obj), Some(off)) = (p.uint(), p.uint()) else {
+                break;
+            };
+            let (Ok(obj), Ok(off)) = (u32::try_from(obj), usize::try_from(off)) else {
+                break;
+            };
             index.push((obj, first.saturating_add(off)));
         }
-        let stm = Rc::new(ObjStm { data: Rc::new(data), index });
+        let stm = Rc::new(ObjStm {
+            data: Rc::new(data),
+            index,
+        });
         self.objstms.borrow_mut().insert(num, stm.clone());
         Ok(stm)
     }
@@ -605,7 +737,9 @@ impl<'a> Document<'a> {
                 .map(|(n, e)| {
                     seen.insert(n);
                     match (e, scan.objects.get(&n)) {
-                        (_, Some(&(offset, generation))) => (n, Entry::InFile { offset, generation }),
+                        (_, Some(&(offset, generation))) => {
+                            (n, Entry::InFile { offset, generation })
+                        }
                         (e, None) => (n, e),
                     }
                 })
@@ -617,7 +751,9 @@ impl<'a> Document<'a> {
             }
             // Keep only entries that really load.
             out.retain(|&(n, e)| match e {
-                Entry::InFile { offset, generation } => self.load_in_file(Ref::new(n, generation), offset).is_some(),
+                Entry::InFile { offset, generation } => {
+                    self.load_in_file(Ref::new(n, generation), offset).is_some()
+                }
                 _ => true,
             });
             out.sort_unstable_by_key(|(n, _)| *n);
@@ -639,7 +775,10 @@ fn scan_file(data: &[u8], max_depth: u32) -> Scan {
     while let Some(pos) = parse::find(data, i..data.len(), b"obj") {
         i = pos + 3;
         // Must be a whole word: "obj" not followed by a regular character.
-        if data.get(pos + 3).is_some_and(|&b| !parse::is_white(b) && !parse::is_delim(b)) {
+        if data
+            .get(pos + 3)
+            .is_some_and(|&b| !parse::is_white(b) && !parse::is_delim(b))
+        {
             continue;
         }
         // Walk back: whitespace, generation digits, whitespace, number digits.
@@ -657,18 +796,26 @@ fn scan_file(data: &[u8], max_depth: u32) -> Scan {
             (end > *j).then_some(end)
         };
         back_ws(&mut j);
-        let Some(gen_end) = back_digits(&mut j) else { continue };
+        let Some(gen_end) = back_digits(&mut j) else {
+            continue;
+        };
         let gen_start = j;
         if j == 0 || !parse::is_white(data[j - 1]) {
             continue;
         }
         back_ws(&mut j);
-        let Some(num_end) = back_digits(&mut j) else { continue };
+        let Some(num_end) = back_digits(&mut j) else {
+            continue;
+        };
         if j > 0 && !parse::is_white(data[j - 1]) && !parse::is_delim(data[j - 1]) {
             continue;
         }
-        let num = std::str::from_utf8(&data[j..num_end]).ok().and_then(|s| s.parse::<u32>().ok());
-        let generation = std::str::from_utf8(&data[gen_start..gen_end]).ok().and_then(|s| s.parse::<u16>().ok());
+        let num = std::str::from_utf8(&data[j..num_end])
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok());
+        let generation = std::str::from_utf8(&data[gen_start..gen_end])
+            .ok()
+            .and_then(|s| s.parse::<u16>().ok());
         if let (Some(num), Some(generation)) = (num, generation)
             && num > 0
         {

@@ -27,7 +27,11 @@ pub(crate) fn decode(dict: &Dict, data: &[u8], limit: u64) -> Result<Vec<u8>, De
         None | Some(Object::Null) => Vec::new(),
         Some(Object::Name(n)) => vec![n.as_slice()],
         Some(Object::Array(a)) => a.iter().filter_map(Object::as_name).collect(),
-        Some(_) => return Err(DecodeError::Unsupported("a /Filter that is not a name".into())),
+        Some(_) => {
+            return Err(DecodeError::Unsupported(
+                "a /Filter that is not a name".into(),
+            ));
+        }
     };
     let params: Vec<Option<&Dict>> = match dict.get(b"DecodeParms") {
         Some(Object::Dict(d)) => vec![Some(d)],
@@ -97,7 +101,9 @@ fn predict(data: Vec<u8>, params: Option<&Dict>, limit: u64) -> Result<Vec<u8>, 
     }
     if predictor == 2 {
         if bpc != 8 {
-            return Err(DecodeError::Unsupported("TIFF predictor with sub-byte samples".into()));
+            return Err(DecodeError::Unsupported(
+                "TIFF predictor with sub-byte samples".into(),
+            ));
         }
         let mut out = data;
         for line in out.chunks_mut(row) {
@@ -111,7 +117,9 @@ fn predict(data: Vec<u8>, params: Option<&Dict>, limit: u64) -> Result<Vec<u8>, 
     let mut out = Vec::with_capacity(data.len());
     let mut prev = vec![0u8; row];
     for chunk in data.chunks(row + 1) {
-        let Some((&ty, src)) = chunk.split_first() else { break };
+        let Some((&ty, src)) = chunk.split_first() else {
+            break;
+        };
         let mut cur = vec![0u8; row];
         cur[..src.len()].copy_from_slice(src);
         for i in 0..row {
@@ -135,7 +143,11 @@ fn predict(data: Vec<u8>, params: Option<&Dict>, limit: u64) -> Result<Vec<u8>, 
 
 fn paeth(a: u8, b: u8, c: u8) -> u8 {
     let p = i16::from(a) + i16::from(b) - i16::from(c);
-    let (pa, pb, pc) = ((p - i16::from(a)).abs(), (p - i16::from(b)).abs(), (p - i16::from(c)).abs());
+    let (pa, pb, pc) = (
+        (p - i16::from(a)).abs(),
+        (p - i16::from(b)).abs(),
+        (p - i16::from(c)).abs(),
+    );
     if pa <= pb && pa <= pc {
         a
     } else if pb <= pc {
@@ -183,7 +195,8 @@ fn ascii85(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
                 n += 1;
                 if n == 5 {
                     let v = group.iter().fold(0u64, |v, &d| v * 85 + u64::from(d));
-                    let v = u32::try_from(v).map_err(|_| DecodeError::Corrupt("bad ASCII85 group"))?;
+                    let v =
+                        u32::try_from(v).map_err(|_| DecodeError::Corrupt("bad ASCII85 group"))?;
                     out.extend_from_slice(&v.to_be_bytes());
                     n = 0;
                 }
@@ -219,15 +232,24 @@ mod tests {
     fn flate_with_png_up_predictor() {
         // Two rows of 3 columns, PNG "Up" (type 2).
         let raw = [2u8, 1, 2, 3, 2, 1, 1, 1];
-        let dict = Parser::new(b"<< /Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 3 >> >>", 0, 8)
-            .dict()
-            .unwrap();
-        assert_eq!(decode(&dict, &zlib(&raw), 1000).unwrap(), [1, 2, 3, 2, 3, 4]);
+        let dict = Parser::new(
+            b"<< /Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 3 >> >>",
+            0,
+            8,
+        )
+        .dict()
+        .unwrap();
+        assert_eq!(
+            decode(&dict, &zlib(&raw), 1000).unwrap(),
+            [1, 2, 3, 2, 3, 4]
+        );
     }
 
     #[test]
     fn bombs_hit_the_limit() {
-        let dict = Parser::new(b"<< /Filter /FlateDecode >>", 0, 8).dict().unwrap();
+        let dict = Parser::new(b"<< /Filter /FlateDecode >>", 0, 8)
+            .dict()
+            .unwrap();
         let bomb = zlib(&vec![0u8; 10 << 20]);
         assert_eq!(decode(&dict, &bomb, 1 << 20), Err(DecodeError::Limit));
     }

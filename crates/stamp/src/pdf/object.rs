@@ -110,12 +110,20 @@ pub(crate) struct Dict {
 impl Dict {
     /// The value for `key` (the last one, if a broken file repeats a key).
     pub fn get(&self, key: &[u8]) -> Option<&Object> {
-        self.entries.iter().rev().find(|(k, _, _)| k == key).map(|(_, v, _)| v)
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, _)| v)
     }
 
     /// The value's byte span for `key`.
     pub fn span_of(&self, key: &[u8]) -> Option<Range<usize>> {
-        self.entries.iter().rev().find(|(k, _, _)| k == key).map(|(_, _, s)| s.clone())
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, s)| s.clone())
     }
 
     /// The name value for `key`.

@@ -23,18 +23,31 @@ pub(crate) struct Rect {
 
 impl Rect {
     /// US Letter, what readers assume when a page has no usable `/MediaBox`.
-    pub const LETTER: Rect = Rect { x0: 0.0, y0: 0.0, x1: 612.0, y1: 792.0 };
+    pub const LETTER: Rect = Rect {
+        x0: 0.0,
+        y0: 0.0,
+        x1: 612.0,
+        y1: 792.0,
+    };
 
     fn from_object(o: &Object) -> Option<Rect> {
         let a = o.as_array()?;
         if a.len() != 4 {
             return None;
         }
-        let v: Vec<f32> = a.iter().map(|x| x.as_f64().map(|f| f as f32)).collect::<Option<_>>()?;
+        let v: Vec<f32> = a
+            .iter()
+            .map(|x| x.as_f64().map(|f| f as f32))
+            .collect::<Option<_>>()?;
         if v.iter().any(|x| !x.is_finite() || x.abs() > 1e7) {
             return None;
         }
-        Some(Rect { x0: v[0].min(v[2]), y0: v[1].min(v[3]), x1: v[0].max(v[2]), y1: v[1].max(v[3]) })
+        Some(Rect {
+            x0: v[0].min(v[2]),
+            y0: v[1].min(v[3]),
+            x1: v[0].max(v[2]),
+            y1: v[1].max(v[3]),
+        })
     }
 
     /// Width.
@@ -48,7 +61,12 @@ impl Rect {
     }
 
     fn intersect(&self, o: &Rect) -> Option<Rect> {
-        let r = Rect { x0: self.x0.max(o.x0), y0: self.y0.max(o.y0), x1: self.x1.min(o.x1), y1: self.y1.min(o.y1) };
+        let r = Rect {
+            x0: self.x0.max(o.x0),
+            y0: self.y0.max(o.y0),
+            x1: self.x1.min(o.x1),
+            y1: self.y1.min(o.y1),
+        };
         (r.width() > 0.5 && r.height() > 0.5).then_some(r)
     }
 }
@@ -93,15 +111,98 @@ struct Inherited {
     rotate: Option<Object>,
 }
 
-/// Walks the page tree of `doc` from the catalog.
-pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, StampError> {
+/// The document's pages, and whether the page tree had to be rebuilt.
+#[derive(Debug)]
+pub(crate) struct PageTree {
+    /// Every page in order.
+    pub pages: Vec<Page>,
+    /// When the tree was unusable: the `/Pages` node to write anew, holding
+    /// every page found in the file (each page's `/Parent` must point to it).
+    pub rebuilt_root: Option<Ref>,
+}
+
+/// Walks the page tree of `doc` from the catalog. When the tree yields no
+/// page at all (a lost `/Pages` node, as in damaged files), collects every
+/// `/Type /Page` object of the file instead, in object-number order.
+pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<PageTree, StampError> {
+    match walk(doc, started) {
+        Err(StampError::NoPages) => {}
+        Err(StampError::Damaged(_)) if doc.trailer.has(b"Root") => {}
+        other => {
+            return other.map(|pages| PageTree {
+                pages,
+                rebuilt_root: None,
+            });
+        }
+    }
+    doc.force_repair();
+    let root = doc.trailer.get(b"Root").and_then(Object::as_ref);
+    let catalog = match root {
+        Some(r) => doc.get(r)?.map(|l| l.obj),
+        None => None,
+    };
+    let node = catalog
+        .as_ref()
+        .and_then(Object::as_dict)
+        .and_then(|d| d.get(b"Pages"))
+        .and_then(Object::as_ref);
+    let Some(node) = node else {
+        return Err(StampError::Damaged(
+            "the catalog has no /Pages tree and the pages cannot be reattached".into(),
+        ));
+    };
+    let limits = doc.limits();
+    let mut pages = Vec::new();
+    for (num, entry) in doc.all_entries() {
+        let generation = match entry {
+            super::doc::Entry::InFile { generation, .. } => generation,
+            _ => 0,
+        };
+        let r = Ref::new(num, generation);
+        let Some(loaded) = doc.get(r)? else { continue };
+        let Object::Dict(dict) = loaded.obj else {
+            continue;
+        };
+        if dict.name(b"Type") != Some(b"Page") {
+            continue;
+        }
+        if pages.len() as u64 >= u64::from(limits.max_pages) {
+            return Err(StampError::TooManyPages {
+                count: pages.len() as u64 + 1,
+                limit: u64::from(limits.max_pages),
+            });
+        }
+        let inh = Inherited {
+            resources: dict.get(b"Resources").map(|v| (v.clone(), r)),
+            media_box: dict.get(b"MediaBox").cloned(),
+            crop_box: dict.get(b"CropBox").cloned(),
+            rotate: dict.get(b"Rotate").cloned(),
+        };
+        pages.push(make_page(doc, r, dict, loaded.source, &inh)?);
+    }
+    if pages.is_empty() {
+        return Err(StampError::NoPages);
+    }
+    Ok(PageTree {
+        pages,
+        rebuilt_root: Some(node),
+    })
+}
+
+fn walk(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, StampError> {
     let limits = doc.limits().clone();
-    let root = doc.trailer.get(b"Root").and_then(Object::as_ref).ok_or_else(|| {
-        StampError::Damaged("the trailer has no /Root".into())
-    })?;
+    let root = doc
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_ref)
+        .ok_or_else(|| StampError::Damaged("the trailer has no /Root".into()))?;
     let catalog = match doc.get(root)? {
         Some(l) => l.obj,
-        None => return Err(StampError::Damaged("the document catalog is missing".into())),
+        None => {
+            return Err(StampError::Damaged(
+                "the document catalog is missing".into(),
+            ));
+        }
     };
     let pages_ref = catalog
         .as_dict()
@@ -113,7 +214,10 @@ pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, S
         && count > i64::from(limits.max_pages)
         && count < i64::from(u32::MAX)
     {
-        return Err(StampError::TooManyPages { count: count as u64, limit: u64::from(limits.max_pages) });
+        return Err(StampError::TooManyPages {
+            count: count as u64,
+            limit: u64::from(limits.max_pages),
+        });
     }
 
     let mut out = Vec::new();
@@ -121,7 +225,9 @@ pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, S
     let mut stack: Vec<(Ref, Inherited, u32)> = vec![(pages_ref, Inherited::default(), 0)];
     while let Some((r, inh, depth)) = stack.pop() {
         if depth > limits.max_depth {
-            return Err(StampError::TooDeep { limit: limits.max_depth });
+            return Err(StampError::TooDeep {
+                limit: limits.max_depth,
+            });
         }
         if !visited.insert(r) {
             continue; // a cycle or a page listed twice
@@ -130,10 +236,14 @@ pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, S
             && out.len() % 64 == 0
             && started.elapsed() > t
         {
-            return Err(StampError::TimeLimit { limit_ms: t.as_millis() as u64 });
+            return Err(StampError::TimeLimit {
+                limit_ms: t.as_millis() as u64,
+            });
         }
         let Some(loaded) = doc.get(r)? else { continue };
-        let Object::Dict(dict) = loaded.obj else { continue };
+        let Object::Dict(dict) = loaded.obj else {
+            continue;
+        };
         let mut inh = inh;
         if let Some(v) = dict.get(b"Resources") {
             inh.resources = Some((v.clone(), r));
@@ -164,7 +274,10 @@ pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, S
             continue;
         }
         if out.len() as u64 >= u64::from(limits.max_pages) {
-            return Err(StampError::TooManyPages { count: out.len() as u64 + 1, limit: u64::from(limits.max_pages) });
+            return Err(StampError::TooManyPages {
+                count: out.len() as u64 + 1,
+                limit: u64::from(limits.max_pages),
+            });
         }
         out.push(make_page(doc, r, dict, loaded.source, &inh)?);
     }
@@ -174,15 +287,25 @@ pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, S
     Ok(out)
 }
 
-fn make_page(doc: &Document<'_>, r: Ref, dict: Dict, source: Source, inh: &Inherited) -> Result<Page, StampError> {
+fn make_page(
+    doc: &Document<'_>,
+    r: Ref,
+    dict: Dict,
+    source: Source,
+    inh: &Inherited,
+) -> Result<Page, StampError> {
     let boxed = |o: &Option<Object>| -> Result<Option<Rect>, StampError> {
         Ok(match o {
             Some(v) => Rect::from_object(&doc.resolve(v)?),
             None => None,
         })
     };
-    let media = boxed(&inh.media_box)?.filter(|m| m.width() > 0.5 && m.height() > 0.5).unwrap_or(Rect::LETTER);
-    let visible = boxed(&inh.crop_box)?.and_then(|c| c.intersect(&media)).unwrap_or(media);
+    let media = boxed(&inh.media_box)?
+        .filter(|m| m.width() > 0.5 && m.height() > 0.5)
+        .unwrap_or(Rect::LETTER);
+    let visible = boxed(&inh.crop_box)?
+        .and_then(|c| c.intersect(&media))
+        .unwrap_or(media);
     let rotate = match &inh.rotate {
         Some(v) => doc.resolve(v)?.as_i64().unwrap_or(0),
         None => 0,
@@ -195,7 +318,10 @@ fn make_page(doc: &Document<'_>, r: Ref, dict: Dict, source: Source, inh: &Inher
             if *owner == r {
                 (ResourcesFrom::InPage, Some((d.clone(), source.clone())))
             } else {
-                let src = doc.get(*owner)?.map(|l| l.source).unwrap_or(super::doc::Source::File);
+                let src = doc
+                    .get(*owner)?
+                    .map(|l| l.source)
+                    .unwrap_or(super::doc::Source::File);
                 (ResourcesFrom::InAncestor(*owner), Some((d.clone(), src)))
             }
         }
@@ -208,5 +334,13 @@ fn make_page(doc: &Document<'_>, r: Ref, dict: Dict, source: Source, inh: &Inher
         },
         Some(_) => (ResourcesFrom::Nothing, None),
     };
-    Ok(Page { r, dict, source, visible, rotate, resources, resources_dict })
+    Ok(Page {
+        r,
+        dict,
+        source,
+        visible,
+        rotate,
+        resources,
+        resources_dict,
+    })
 }

@@ -29,7 +29,10 @@ pub(crate) fn is_white(b: u8) -> bool {
 
 /// PDF delimiters (§7.2.2, table 2).
 pub(crate) fn is_delim(b: u8) -> bool {
-    matches!(b, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+    matches!(
+        b,
+        b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
+    )
 }
 
 fn is_regular(b: u8) -> bool {
@@ -46,7 +49,11 @@ pub(crate) struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// A parser over `data` starting at `pos`.
     pub fn new(data: &'a [u8], pos: usize, max_depth: u32) -> Self {
-        Self { data, pos: pos.min(data.len()), max_depth }
+        Self {
+            data,
+            pos: pos.min(data.len()),
+            max_depth,
+        }
     }
 
     /// The current position.
@@ -60,7 +67,10 @@ impl<'a> Parser<'a> {
     }
 
     fn err<T>(&self, what: &'static str) -> PResult<T> {
-        Err(SyntaxError { pos: self.pos, what })
+        Err(SyntaxError {
+            pos: self.pos,
+            what,
+        })
     }
 
     fn peek(&self) -> Option<u8> {
@@ -129,7 +139,8 @@ impl<'a> Parser<'a> {
         let r = (|| {
             let num = u32::try_from(self.uint()?).ok()?;
             let generation = u16::try_from(self.uint()?).ok()?;
-            self.eat_keyword(b"obj").then_some(Ref::new(num, generation))
+            self.eat_keyword(b"obj")
+                .then_some(Ref::new(num, generation))
         })();
         if r.is_none() {
             self.pos = start;
@@ -215,7 +226,10 @@ impl<'a> Parser<'a> {
                 Some(b'>') => {
                     if self.data.get(self.pos + 1) == Some(&b'>') {
                         self.pos += 2;
-                        return Ok(Dict { entries, span: start..self.pos });
+                        return Ok(Dict {
+                            entries,
+                            span: start..self.pos,
+                        });
                     }
                     return self.err("stray '>' in dictionary");
                 }
@@ -429,7 +443,9 @@ fn parse_u64(tok: &[u8]) -> Option<u64> {
     if tok.is_empty() || tok.len() > 19 {
         return None;
     }
-    tok.iter().try_fold(0u64, |v, &b| b.is_ascii_digit().then(|| v * 10 + u64::from(b - b'0')))
+    tok.iter().try_fold(0u64, |v, &b| {
+        b.is_ascii_digit().then(|| v * 10 + u64::from(b - b'0'))
+    })
 }
 
 /// Parses an integer or real token leniently (`+5`, `-.5`, `4.`, `--3`).
@@ -475,14 +491,20 @@ pub(crate) fn parse_number(tok: &[u8]) -> Option<Object> {
 pub(crate) fn find(hay: &[u8], range: Range<usize>, needle: &[u8]) -> Option<usize> {
     let end = range.end.min(hay.len());
     let start = range.start.min(end);
-    hay[start..end].windows(needle.len()).position(|w| w == needle).map(|p| p + start)
+    hay[start..end]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + start)
 }
 
 /// Finds the last `needle` in `hay[range]`.
 pub(crate) fn rfind(hay: &[u8], range: Range<usize>, needle: &[u8]) -> Option<usize> {
     let end = range.end.min(hay.len());
     let start = range.start.min(end);
-    hay[start..end].windows(needle.len()).rposition(|w| w == needle).map(|p| p + start)
+    hay[start..end]
+        .windows(needle.len())
+        .rposition(|w| w == needle)
+        .map(|p| p + start)
 }
 
 #[cfg(test)]
@@ -500,7 +522,10 @@ mod tests {
         assert_eq!(parse("4."), Object::Real(4.0));
         assert_eq!(parse("12 0 R"), Object::Ref(Ref::new(12, 0)));
         assert_eq!(parse("/A#20B"), Object::Name(b"A B".to_vec()));
-        assert_eq!(parse("(a\\(b\\)\\101\\\nc)"), Object::String(b"a(b)Ac".to_vec()));
+        assert_eq!(
+            parse("(a\\(b\\)\\101\\\nc)"),
+            Object::String(b"a(b)Ac".to_vec())
+        );
         assert_eq!(parse("<41 4>"), Object::String(vec![0x41, 0x40]));
         assert_eq!(parse("null"), Object::Null);
     }

@@ -19,7 +19,7 @@ use super::parse::Parser;
 use super::write::{Body, Buf, NewObject, push_hex_string, push_object};
 
 /// Most objects per object stream we write.
-const OBJSTM_CHUNK: usize = 500;
+const OBJSTM_CHUNK: usize = 4000;
 
 /// Serializes `objects` as an update to `doc`. Bodies carry plaintext
 /// strings; this encrypts them (and stream data) when the document is
@@ -31,25 +31,53 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
     if !matches!(data.last(), Some(b'\n' | b'\r')) {
         out.push(b'\n');
     }
-    let existing = if doc.repaired() { doc.all_entries() } else { Vec::new() };
-    let use_stream = doc.kind == XrefKind::Stream || existing.iter().any(|(_, e)| matches!(e, Entry::InStream { .. }));
+    let existing = if doc.repaired() {
+        doc.all_entries()
+    } else {
+        Vec::new()
+    };
+    let use_stream = doc.kind == XrefKind::Stream
+        || existing
+            .iter()
+            .any(|(_, e)| matches!(e, Entry::InStream { .. }));
     let crypt = doc.crypt();
 
-    let mut next_id = objects.iter().map(|o| o.id + 1).max().unwrap_or(0).max(doc.size());
+    let mut next_id = objects
+        .iter()
+        .map(|o| o.id + 1)
+        .max()
+        .unwrap_or(0)
+        .max(doc.size());
     let mut xref: BTreeMap<u32, Entry> = BTreeMap::new();
     let mut packed: Vec<(u32, Vec<u8>)> = Vec::new();
 
     let emit_standalone = |out: &mut Vec<u8>, xref: &mut BTreeMap<u32, Entry>, o: &NewObject| {
         let r = Ref::new(o.id, o.generation);
-        xref.insert(o.id, Entry::InFile { offset: base + out.len(), generation: o.generation });
+        xref.insert(
+            o.id,
+            Entry::InFile {
+                offset: base + out.len(),
+                generation: o.generation,
+            },
+        );
         let _ = write!(Buf(out), "{} {} obj\n", o.id, o.generation);
         match &o.body {
             Body::Direct(bytes) => match crypt {
-                Some(c) if !doc.is_encrypt_dict(r) => out.extend_from_slice(&reencode(bytes, &mut |s| c.encrypt_string(r, s))),
+                Some(c) if !doc.is_encrypt_dict(r) => {
+                    out.extend_from_slice(&reencode(bytes, &mut |s| c.encrypt_string(r, s)))
+                }
                 _ => out.extend_from_slice(bytes),
             },
-            Body::Stream { dict, data, compress } => {
-                let encoded = if *compress { deflate(data) } else { data.clone() };
+            Body::Stream {
+                dict,
+                data,
+                compress,
+            } => {
+                let encoded = if *compress {
+                    deflate(data)
+                } else {
+                    data.clone()
+                };
                 let encoded = match crypt {
                     Some(c) => c.encrypt_stream(r, &encoded),
                     None => encoded,
@@ -66,7 +94,9 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
 
     for o in &objects {
         match &o.body {
-            Body::Direct(bytes) if use_stream && o.generation == 0 && !doc.is_encrypt_dict(Ref::new(o.id, 0)) => {
+            Body::Direct(bytes)
+                if use_stream && o.generation == 0 && !doc.is_encrypt_dict(Ref::new(o.id, 0)) =>
+            {
                 packed.push((o.id, bytes.clone()));
             }
             _ => emit_standalone(&mut out, &mut xref, o),
@@ -81,12 +111,27 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
             let _ = write!(Buf(&mut header), "{} {} ", id, body.len());
             body.extend_from_slice(bytes);
             body.push(b'\n');
-            xref.insert(*id, Entry::InStream { stream: stm_id, index: u32::try_from(i).unwrap_or(0) });
+            xref.insert(
+                *id,
+                Entry::InStream {
+                    stream: stm_id,
+                    index: u32::try_from(i).unwrap_or(0),
+                },
+            );
         }
         let mut dict = Vec::new();
-        let _ = write!(Buf(&mut dict), "<</Type/ObjStm/N {}/First {}>>", chunk.len(), header.len());
+        let _ = write!(
+            Buf(&mut dict),
+            "<</Type/ObjStm/N {}/First {}>>",
+            chunk.len(),
+            header.len()
+        );
         header.extend_from_slice(&body);
-        emit_standalone(&mut out, &mut xref, &NewObject::stream(stm_id, dict, header, true));
+        emit_standalone(
+            &mut out,
+            &mut xref,
+            &NewObject::stream(stm_id, dict, header, true),
+        );
     }
 
     // Second /ID element: a digest of this update, so it is deterministic.
@@ -126,7 +171,13 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
     if use_stream {
         let xref_id = next_id;
         next_id += 1;
-        all.insert(xref_id, Entry::InFile { offset: xref_offset, generation: 0 });
+        all.insert(
+            xref_id,
+            Entry::InFile {
+                offset: xref_offset,
+                generation: 0,
+            },
+        );
         let size = next_id.max(doc.size());
         let w2 = bytes_needed(xref_offset as u64).max(1);
         let mut rows = Vec::new();
@@ -144,7 +195,9 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
             }
             let (t, f2, f3): (u8, u64, u16) = match *e {
                 Entry::InFile { offset, generation } => (1, offset as u64, generation),
-                Entry::InStream { stream, index } => (2, u64::from(stream), u16::try_from(index).unwrap_or(0)),
+                Entry::InStream { stream, index } => {
+                    (2, u64::from(stream), u16::try_from(index).unwrap_or(0))
+                }
                 Entry::Free => (0, 0, 0),
             };
             rows.push(t);
@@ -156,7 +209,11 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
             }
         }
         let mut dict = Vec::new();
-        let _ = write!(Buf(&mut dict), "<</Type/XRef/Size {size}/W[1 {w2} 2]/Index[");
+        let row_len = 1 + w2 + 2;
+        let _ = write!(
+            Buf(&mut dict),
+            "<</Type/XRef/Size {size}/W[1 {w2} 2]/DecodeParms<</Columns {row_len}/Predictor 12>>/Index["
+        );
         for (i, (s, c)) in index.iter().enumerate() {
             let _ = write!(Buf(&mut dict), "{}{s} {c}", if i > 0 { " " } else { "" });
         }
@@ -164,8 +221,9 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
         dict.extend_from_slice(&trailer_entries);
         dict.extend_from_slice(b">>");
         let _ = write!(Buf(&mut out), "{xref_id} 0 obj\n");
-        // Cross-reference streams are never encrypted (§7.6.1).
-        push_stream(&mut out, &dict, &deflate(&rows), true);
+        // Cross-reference streams are never encrypted (§7.6.1). The PNG "Up"
+        // predictor turns the slowly growing offsets into mostly zeros.
+        push_stream(&mut out, &dict, &deflate(&png_up(&rows, row_len)), true);
         out.extend_from_slice(b"\nendobj\n");
     } else {
         let size = next_id.max(doc.size());
@@ -214,13 +272,30 @@ fn push_stream(out: &mut Vec<u8>, dict: &[u8], data: &[u8], compressed: bool) {
     out.extend_from_slice(b"\nendstream");
 }
 
+/// Applies the PNG "Up" predictor (filter type 2) to rows of `row_len` bytes.
+fn png_up(data: &[u8], row_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / row_len + 1);
+    let mut prev = vec![0u8; row_len];
+    for row in data.chunks(row_len) {
+        out.push(2);
+        for (i, &b) in row.iter().enumerate() {
+            out.push(b.wrapping_sub(prev[i]));
+        }
+        prev[..row.len()].copy_from_slice(row);
+    }
+    out
+}
+
 fn bytes_needed(v: u64) -> usize {
     (8 - v.leading_zeros() as usize / 8).max(1)
 }
 
 /// Zlib-compresses `data` (deterministic: fixed level, no timestamps).
 pub(crate) fn deflate(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::new(6));
+    let mut e = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::new(9),
+    );
     let _ = e.write_all(data);
     e.finish().unwrap_or_default()
 }

@@ -159,7 +159,11 @@ mod tests {
 
 /// Serializes `obj` as PDF syntax, passing every string through `string`
 /// (which encrypts or decrypts it, or returns it unchanged).
-pub(crate) fn push_object(out: &mut Vec<u8>, obj: &super::object::Object, string: &mut dyn FnMut(&[u8]) -> Vec<u8>) {
+pub(crate) fn push_object(
+    out: &mut Vec<u8>,
+    obj: &super::object::Object,
+    string: &mut dyn FnMut(&[u8]) -> Vec<u8>,
+) {
     use super::object::Object;
     match obj {
         Object::Null => out.extend_from_slice(b"null"),
@@ -171,7 +175,11 @@ pub(crate) fn push_object(out: &mut Vec<u8>, obj: &super::object::Object, string
             let r = if r.is_finite() { *r } else { 0.0 };
             let s = format!("{r:.6}");
             let s = s.trim_end_matches('0').trim_end_matches('.');
-            out.extend_from_slice(if s == "-0" || s.is_empty() { b"0" } else { s.as_bytes() });
+            out.extend_from_slice(if s == "-0" || s.is_empty() {
+                b"0"
+            } else {
+                s.as_bytes()
+            });
         }
         Object::Name(n) => push_name(out, n),
         Object::String(s) => push_hex_string(out, &string(s)),
