@@ -522,7 +522,7 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
                     ..
                 }) => items.into_iter().filter(|o| o.as_ref().is_some()).collect(),
                 Some(Loaded {
-                    stream_data: Some(_),
+                    stream_start: Some(_),
                     ..
                 }) => vec![Object::Ref(*r)],
                 _ => Vec::new(),

@@ -65,8 +65,11 @@ pub(crate) enum Source {
 pub(crate) struct Loaded {
     /// The object (for a stream: its dictionary).
     pub obj: Object,
-    /// For a stream: the byte range of its (encoded) data in the file.
-    pub stream_data: Option<Range<usize>>,
+    /// For a stream: where its (encoded) data starts in the file. The end is
+    /// found only when the data is needed ([`Document::stream_range`]): a
+    /// wrong `/Length` means a search, which must not happen for every
+    /// stream that is merely looked at.
+    pub stream_start: Option<usize>,
     /// The buffer the object's spans refer to.
     pub source: Source,
 }
@@ -91,6 +94,9 @@ pub(crate) struct Document<'a> {
     scan: OnceCell<Scan>,
     objstms: RefCell<HashMap<u32, Rc<ObjStm>>>,
     crypt: Option<Crypt>,
+    /// Bytes all decoded streams may still produce together (a chain of
+    /// many xref streams must not add up to a bomb either).
+    decode_budget: Cell<u64>,
     /// The `/Encrypt` dictionary's own reference (never encrypted).
     encrypt_ref: Option<Ref>,
     limits: Limits,
@@ -140,6 +146,7 @@ impl<'a> Document<'a> {
             scan: OnceCell::new(),
             objstms: RefCell::new(HashMap::new()),
             crypt: None,
+            decode_budget: Cell::new(limits.max_decoded_bytes.saturating_mul(4)),
             encrypt_ref: None,
             limits: limits.clone(),
         };
@@ -246,8 +253,10 @@ impl<'a> Document<'a> {
 
     fn set_entry(&mut self, num: u32, entry: Entry) {
         let n = num as usize;
-        // An absurd object number is a damaged table, not a reason to allocate.
-        if n > 50_000_000 {
+        // An absurd object number is a damaged table, not a reason to
+        // allocate: no real file has more objects than a sixteenth of its
+        // bytes, plus slack for small files with object streams.
+        if n > self.data.len() / 16 + 100_000 {
             return;
         }
         if self.entries.len() <= n {
@@ -330,7 +339,7 @@ impl<'a> Document<'a> {
             what: "xref stream without data",
         })?;
         let range = self.stream_range(&dict, start);
-        let decoded = filter::decode(&dict, &self.data[range], self.limits.max_decoded_bytes)
+        let decoded = self.decode(&dict, &self.data[range])
             .map_err(|_| SyntaxError {
                 pos: off,
                 what: "xref stream cannot be decoded",
@@ -398,7 +407,7 @@ impl<'a> Document<'a> {
 
     /// The data range of a stream whose data starts at `start`: `/Length`
     /// when it is direct and lands on `endstream`, else a search.
-    fn stream_range(&self, dict: &Dict, start: usize) -> Range<usize> {
+    pub fn stream_range(&self, dict: &Dict, start: usize) -> Range<usize> {
         let len = match dict.get(b"Length") {
             Some(Object::Int(n)) => usize::try_from(*n).ok(),
             Some(Object::Ref(r)) => self
@@ -619,7 +628,7 @@ impl<'a> Document<'a> {
                 match p.object() {
                     Ok(obj) => Ok(Some(Loaded {
                         obj,
-                        stream_data: None,
+                        stream_start: None,
                         source: Source::ObjStm(stm.data.clone()),
                     })),
                     Err(e) if e.what == parse::TOO_DEEP => Err(StampError::TooDeep {
@@ -638,15 +647,24 @@ impl<'a> Document<'a> {
             return None;
         }
         let obj = p.object().ok()?;
-        let stream_data = match &obj {
-            Object::Dict(d) => p.stream_start().map(|start| self.stream_range(d, start)),
+        let stream_start = match &obj {
+            Object::Dict(_) => p.stream_start(),
             _ => None,
         };
         Some(Loaded {
             obj,
-            stream_data,
+            stream_start,
             source: Source::File,
         })
+    }
+
+    /// Decodes stream data within the per-stream limit and what is left of
+    /// the document's total decode budget.
+    fn decode(&self, dict: &Dict, raw: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let limit = self.limits.max_decoded_bytes.min(self.decode_budget.get());
+        let out = filter::decode(dict, raw, limit)?;
+        self.decode_budget.set(self.decode_budget.get().saturating_sub(out.len() as u64));
+        Ok(out)
     }
 
     /// Follows references until a direct object (bounded), or `Null`.
@@ -675,9 +693,10 @@ impl<'a> Document<'a> {
             _ => None,
         }
         .ok_or_else(|| damaged(format!("object stream {num} is missing")))?;
-        let (Object::Dict(dict), Some(range)) = (&l.obj, l.stream_data.clone()) else {
+        let (Object::Dict(dict), Some(start)) = (&l.obj, l.stream_start) else {
             return Err(damaged(format!("object {num} is not an object stream")));
         };
+        let range = self.stream_range(dict, start);
         let raw = &self.data[range];
         let decrypted;
         let raw = match &self.crypt {
@@ -688,7 +707,7 @@ impl<'a> Document<'a> {
             None => raw,
         };
         let limit = self.limits.max_decoded_bytes;
-        let data = filter::decode(dict, raw, limit).map_err(|e| match e {
+        let data = self.decode(dict, raw).map_err(|e| match e {
             DecodeError::Limit => StampError::DecompressionLimit { limit },
             DecodeError::Unsupported(what) => {
                 damaged(format!("object stream {num}: unsupported {what}"))

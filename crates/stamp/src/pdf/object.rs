@@ -118,6 +118,7 @@ impl Dict {
     }
 
     /// The value's byte span for `key`.
+    #[cfg(test)]
     pub fn span_of(&self, key: &[u8]) -> Option<Range<usize>> {
         self.entries
             .iter()

@@ -61,11 +61,6 @@ impl<'a> Parser<'a> {
         self.pos
     }
 
-    /// Moves to `pos`.
-    pub fn seek(&mut self, pos: usize) {
-        self.pos = pos.min(self.data.len());
-    }
-
     fn err<T>(&self, what: &'static str) -> PResult<T> {
         Err(SyntaxError {
             pos: self.pos,

@@ -75,6 +75,7 @@ pub(crate) fn push_num(out: &mut Vec<u8>, v: f32) {
 }
 
 /// A real number as a string, see [`push_num`].
+#[cfg(test)]
 pub(crate) fn num(v: f32) -> String {
     let mut out = Vec::new();
     push_num(&mut out, v);
