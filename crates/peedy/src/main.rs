@@ -1,1 +1,60 @@
-fn main() {}
+//! `peedy`, the one binary: parses the command line, runs the subcommand and
+//! turns its outcome into an exit status.
+//!
+//! Exit status: 0 when everything asked for was done, 1 when some of it
+//! failed (each failure is named on stderr), 2 for a usage error — clap's own
+//! and [`UsageError`]s found by the commands before they start work.
+
+mod cli;
+mod stamp_cmd;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+
+/// A mistake in how the command was called, found before any work started:
+/// exit status 2, like clap's own errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (name, result) = match cli.command {
+        Command::Stamp(args) => ("stamp", stamp_cmd::run(args)),
+    };
+    match result {
+        Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(EXIT_FAILED),
+        Err(err) => match err.downcast_ref::<UsageError>() {
+            Some(usage) => {
+                // Formatted like clap's own usage errors (which also exit 2).
+                let mut cli = Cli::command();
+                cli.build();
+                let err = match cli.find_subcommand_mut(name) {
+                    Some(sub) => sub.error(ErrorKind::ValueValidation, usage),
+                    None => cli.error(ErrorKind::ValueValidation, usage),
+                };
+                let _ = err.print();
+                ExitCode::from(EXIT_USAGE)
+            }
+            None => {
+                eprintln!("peedy: {err:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
+    }
+}

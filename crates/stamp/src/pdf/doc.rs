@@ -339,7 +339,8 @@ impl<'a> Document<'a> {
             what: "xref stream without data",
         })?;
         let range = self.stream_range(&dict, start);
-        let decoded = self.decode(&dict, &self.data[range])
+        let decoded = self
+            .decode(&dict, &self.data[range])
             .map_err(|_| SyntaxError {
                 pos: off,
                 what: "xref stream cannot be decoded",
@@ -457,10 +458,9 @@ impl<'a> Document<'a> {
     fn entry(&self, num: u32) -> Option<Entry> {
         if let Some(scan) = self.scan.get()
             && self.repaired.get()
+            && let Some(&(offset, generation)) = scan.objects.get(&num)
         {
-            if let Some(&(offset, generation)) = scan.objects.get(&num) {
-                return Some(Entry::InFile { offset, generation });
-            }
+            return Some(Entry::InFile { offset, generation });
         }
         self.entries.get(num as usize).copied().flatten()
     }
@@ -663,7 +663,8 @@ impl<'a> Document<'a> {
     fn decode(&self, dict: &Dict, raw: &[u8]) -> Result<Vec<u8>, DecodeError> {
         let limit = self.limits.max_decoded_bytes.min(self.decode_budget.get());
         let out = filter::decode(dict, raw, limit)?;
-        self.decode_budget.set(self.decode_budget.get().saturating_sub(out.len() as u64));
+        self.decode_budget
+            .set(self.decode_budget.get().saturating_sub(out.len() as u64));
         Ok(out)
     }
 

@@ -256,6 +256,7 @@ mod tests {
 
     #[test]
     fn ascii85_decodes() {
-        assert_eq!(ascii85(b"87cURD]i,\"Ebo80~>").unwrap(), b"Hello world");
+        assert_eq!(ascii85(b"87cURD]j7BEbo7~>").unwrap(), b"Hello world");
+        assert_eq!(ascii85(b"<~z~>").unwrap(), [0; 4]);
     }
 }

@@ -60,7 +60,7 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
                 generation: o.generation,
             },
         );
-        let _ = write!(Buf(out), "{} {} obj\n", o.id, o.generation);
+        let _ = writeln!(Buf(out), "{} {} obj", o.id, o.generation);
         match &o.body {
             Body::Direct(bytes) => match crypt {
                 Some(c) if !doc.is_encrypt_dict(r) => {
@@ -220,7 +220,7 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
         dict.extend_from_slice(b"]");
         dict.extend_from_slice(&trailer_entries);
         dict.extend_from_slice(b">>");
-        let _ = write!(Buf(&mut out), "{xref_id} 0 obj\n");
+        let _ = writeln!(Buf(&mut out), "{xref_id} 0 obj");
         // Cross-reference streams are never encrypted (§7.6.1). The PNG "Up"
         // predictor turns the slowly growing offsets into mostly zeros.
         push_stream(&mut out, &dict, &deflate(&png_up(&rows, row_len)), true);
@@ -242,7 +242,7 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
             }
         }
         for (start, entries) in runs {
-            let _ = write!(Buf(&mut out), "{start} {}\n", entries.len());
+            let _ = writeln!(Buf(&mut out), "{start} {}", entries.len());
             for e in entries {
                 match e {
                     Entry::InFile { offset, generation } => {

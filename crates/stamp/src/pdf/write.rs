@@ -131,33 +131,6 @@ impl std::fmt::Write for Buf<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_short() {
-        assert_eq!(num(12.0), "12");
-        assert_eq!(num(0.2), "0.2");
-        assert_eq!(num(-3.14159), "-3.1416");
-        assert_eq!(num(-0.00001), "0");
-        assert_eq!(num(f32::NAN), "0");
-    }
-
-    #[test]
-    fn names_and_strings_are_escaped() {
-        let mut out = Vec::new();
-        push_name(&mut out, b"A B#");
-        assert_eq!(out, b"/A#20B#23");
-        out.clear();
-        push_literal_string(&mut out, b"a(b)\\");
-        assert_eq!(out, b"(a\\(b\\)\\\\)");
-        out.clear();
-        push_hex_string(&mut out, &[0, 0xab]);
-        assert_eq!(out, b"<00AB>");
-    }
-}
-
 /// Serializes `obj` as PDF syntax, passing every string through `string`
 /// (which encrypts or decrypts it, or returns it unchanged).
 pub(crate) fn push_object(
@@ -206,5 +179,32 @@ pub(crate) fn push_object(
         Object::Ref(r) => {
             let _ = write!(Buf(out), "{} {} R", r.num, r.generation);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(num(12.0), "12");
+        assert_eq!(num(0.2), "0.2");
+        assert_eq!(num(-1.23456), "-1.2346");
+        assert_eq!(num(-0.00001), "0");
+        assert_eq!(num(f32::NAN), "0");
+    }
+
+    #[test]
+    fn names_and_strings_are_escaped() {
+        let mut out = Vec::new();
+        push_name(&mut out, b"A B#");
+        assert_eq!(out, b"/A#20B#23");
+        out.clear();
+        push_literal_string(&mut out, b"a(b)\\");
+        assert_eq!(out, b"(a\\(b\\)\\\\)");
+        out.clear();
+        push_hex_string(&mut out, &[0, 0xab]);
+        assert_eq!(out, b"<00AB>");
     }
 }

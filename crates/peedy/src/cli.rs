@@ -1,0 +1,338 @@
+//! The command line: every subcommand, flag and `PEEDY_*` environment
+//! variable of the `peedy` binary, as clap definitions.
+//!
+//! Each field's `///` line is its `--help` text. Watermark values are parsed
+//! with the engine's own `FromStr` impls, so a bad value is a usage error
+//! (exit 2) carrying the engine's message. Settings that configure a run
+//! (limits, password, font) can also come from the environment; the
+//! watermark's look is per invocation and comes from flags only.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand};
+use peedy_stamp::{Color, Layer, Limits, PageSelection, Position, Rotation, Size};
+
+/// Peedy watermarks PDFs: "licensed to Ricky Bobby" on every page.
+#[derive(Debug, Parser)]
+#[command(name = "peedy", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const STAMP_EXAMPLES: &str = r#"Examples:
+  peedy stamp book.pdf --text "Licensed to Ricky Bobby" -o book-rb.pdf
+  peedy stamp *.pdf --text 'DRAFT\nnot for distribution' --color red -o stamped/
+  cat in.pdf | peedy stamp - --text CONFIDENTIAL > out.pdf"#;
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stamp a watermark on every page of one or more PDFs.
+    ///
+    /// Output: with one input, `-o` names the output file, `-` (standard
+    /// output), or a directory (the output keeps the input's file name).
+    /// With several inputs, `-o` is a directory; it is created when missing,
+    /// unless its name ends in `.pdf`. Without `-o`, each output is written
+    /// next to its input as NAME.stamped.pdf, and standard input goes to
+    /// standard output.
+    ///
+    /// Existing files are never overwritten without --force, and an input is
+    /// never overwritten even with it. Outputs appear atomically (written to a
+    /// hidden temporary file in the same directory, then renamed).
+    ///
+    /// Exit status: 0 when every file was stamped, 1 when some failed (each
+    /// is named on stderr with the reason), 2 for a usage error.
+    #[command(after_help = STAMP_EXAMPLES)]
+    Stamp(StampArgs),
+}
+
+/// `peedy stamp`: inputs, outputs, the watermark and how to open the files.
+#[derive(Debug, Args)]
+pub struct StampArgs {
+    /// PDF files to stamp; `-` reads one PDF from standard input.
+    #[arg(required = true, value_name = "IN")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Output file, directory, or `-` for standard output (see above).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Inserted before `.pdf` in output names made from input names
+    /// [default: `.stamped` next to the input, none in an -o directory].
+    #[arg(long, value_name = "SUFFIX", allow_hyphen_values = true)]
+    pub suffix: Option<String>,
+
+    /// Overwrite existing output files (the input itself never is).
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// The watermark itself.
+    #[command(flatten)]
+    pub watermark: WatermarkArgs,
+
+    /// How to open the inputs.
+    #[command(flatten)]
+    pub open: OpenArgs,
+
+    /// Safety limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The watermark spec (DESIGN §3), one flag per field.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Watermark")]
+pub struct WatermarkArgs {
+    /// The text to stamp, 1–500 characters; a newline or the two characters
+    /// `\n` start a new line (`\\` is a backslash).
+    #[arg(short, long, value_name = "TEXT")]
+    pub text: String,
+
+    /// Font size: `auto` (fits the page, as the original) or points.
+    #[arg(
+        long,
+        value_name = "auto|PT",
+        default_value_t = Size::Auto,
+        allow_negative_numbers = true
+    )]
+    pub size: Size,
+
+    /// Rotation in degrees counter-clockwise, or `diagonal` (along the page's
+    /// diagonal).
+    #[arg(
+        long,
+        value_name = "DEG|diagonal",
+        default_value_t = Rotation::default(),
+        allow_negative_numbers = true
+    )]
+    pub rotation: Rotation,
+
+    /// Fill opacity from 0 (invisible) to 1 (opaque).
+    #[arg(
+        long,
+        value_name = "0..1",
+        default_value_t = peedy_stamp::DEFAULT_OPACITY,
+        allow_negative_numbers = true
+    )]
+    pub opacity: f32,
+
+    /// Colour: #rrggbb, #rgb, or black, white, red, green, blue, gray.
+    #[arg(long, value_name = "COLOR", default_value_t = Color::BLACK)]
+    pub color: Color,
+
+    /// Where the text's centre goes: center, top, top-left, top-right, left,
+    /// right, bottom, bottom-left or bottom-right, optionally moved by
+    /// `:dx,dy` points (x right, y up), e.g. `bottom-right:-20,20`.
+    #[arg(long, value_name = "ANCHOR[:DX,DY]", default_value_t = Position::default())]
+    pub position: Position,
+
+    /// Also print a small unrotated line of the text near the top of each
+    /// page.
+    #[arg(long)]
+    pub header: bool,
+
+    /// Draw the watermark over the page content or under it (under is hidden
+    /// by opaque content such as scans).
+    #[arg(long, value_name = "over|under", default_value_t = Layer::Over)]
+    pub layer: Layer,
+
+    /// Pages to stamp: `all` or a list like `1-3,5,last`, `2-` (to the end),
+    /// `last-1` (second to last).
+    #[arg(long, value_name = "PAGES", default_value_t = PageSelection::All)]
+    pub pages: PageSelection,
+}
+
+/// How to open the inputs: passwords and fonts.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Opening")]
+pub struct OpenArgs {
+    /// Password for encrypted PDFs (user or owner password); the output stays
+    /// encrypted.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "PEEDY_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+
+    /// TrueType/OpenType font file to draw the text with, instead of
+    /// Helvetica and the font shipped with Peedy.
+    #[arg(long, value_name = "FILE", env = "PEEDY_FONT")]
+    pub font: Option<PathBuf>,
+}
+
+/// The engine's safety limits for untrusted input; shared by every command
+/// that stamps.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Largest input accepted (bytes; K, M, G suffixes are powers of 1024).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "PEEDY_MAX_INPUT_BYTES",
+        default_value_t = ByteSize(Limits::default().max_input_bytes)
+    )]
+    pub max_input_bytes: ByteSize,
+
+    /// Most pages a document may have.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "PEEDY_MAX_PAGES",
+        default_value_t = Limits::default().max_pages
+    )]
+    pub max_pages: u32,
+
+    /// Most bytes one stream may decompress to (guards against
+    /// decompression bombs; K, M, G suffixes).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "PEEDY_MAX_DECODED_BYTES",
+        default_value_t = ByteSize(Limits::default().max_decoded_bytes)
+    )]
+    pub max_decoded_bytes: ByteSize,
+
+    /// Deepest nesting of arrays, dictionaries and the page tree.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "PEEDY_MAX_DEPTH",
+        default_value_t = Limits::default().max_depth
+    )]
+    pub max_depth: u32,
+
+    /// Time budget per document in seconds (fractions allowed); 0 means none.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_TIMEOUT_SECS",
+        default_value_t = 0.0,
+        value_parser = parse_secs,
+        allow_negative_numbers = true
+    )]
+    pub timeout_secs: f64,
+}
+
+impl LimitArgs {
+    /// The engine's [`Limits`] for these flags.
+    pub fn to_limits(&self) -> Limits {
+        Limits {
+            max_input_bytes: self.max_input_bytes.0,
+            max_pages: self.max_pages,
+            max_decoded_bytes: self.max_decoded_bytes.0,
+            max_depth: self.max_depth,
+            // parse_secs only lets finite, non-negative, representable values through.
+            time_limit: (self.timeout_secs > 0.0)
+                .then(|| std::time::Duration::try_from_secs_f64(self.timeout_secs).ok())
+                .flatten(),
+        }
+    }
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s:?}"))?;
+    if !v.is_finite() || v < 0.0 || std::time::Duration::try_from_secs_f64(v).is_err() {
+        return Err(format!(
+            "not a number of seconds: {s:?} (use 0 for no limit)"
+        ));
+    }
+    Ok(v)
+}
+
+/// A byte count written as a number with an optional binary suffix
+/// (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB`; case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let shift = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 0,
+            "k" | "kb" | "kib" => 10,
+            "m" | "mb" | "mib" => 20,
+            "g" | "gb" | "gib" => 30,
+            "t" | "tb" | "tib" => 40,
+            _ => return Err(format!("not a byte size: {s:?} (use e.g. 500M or 4G)")),
+        };
+        num.parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(1u64 << shift))
+            .map(ByteSize)
+            .ok_or_else(|| format!("not a byte size: {s:?} (use e.g. 500M or 4G)"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+            if n != 0 && n.is_multiple_of(1u64 << shift) {
+                return write!(f, "{}{unit}", n >> shift);
+            }
+        }
+        write!(f, "{n}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn byte_sizes_parse_and_print() {
+        assert_eq!("4G".parse::<ByteSize>().unwrap(), ByteSize(4 << 30));
+        assert_eq!("256 MiB".parse::<ByteSize>().unwrap(), ByteSize(256 << 20));
+        assert_eq!("12345".parse::<ByteSize>().unwrap(), ByteSize(12345));
+        assert!("".parse::<ByteSize>().is_err());
+        assert!("4X".parse::<ByteSize>().is_err());
+        assert!("-1".parse::<ByteSize>().is_err());
+        assert!("99999999999T".parse::<ByteSize>().is_err());
+        assert_eq!(ByteSize(4 << 30).to_string(), "4G");
+        assert_eq!(ByteSize(1500).to_string(), "1500");
+        assert_eq!(ByteSize(0).to_string(), "0");
+    }
+
+    #[test]
+    fn timeout_zero_means_none() {
+        let cli = Cli::parse_from(["peedy", "stamp", "a.pdf", "--text", "x"]);
+        let Command::Stamp(args) = cli.command;
+        assert_eq!(args.limits.to_limits(), Limits::default());
+        let cli = Cli::parse_from([
+            "peedy",
+            "stamp",
+            "a.pdf",
+            "-t",
+            "x",
+            "--timeout-secs",
+            "1.5",
+        ]);
+        let Command::Stamp(args) = cli.command;
+        assert_eq!(
+            args.limits.to_limits().time_limit,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("inf").is_err());
+        assert!(parse_secs("1e300").is_err());
+    }
+}
