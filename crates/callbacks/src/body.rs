@@ -1,0 +1,315 @@
+//! The callback's body: `multipart/form-data` framed by hand, streamed from
+//! the files on disk, and signed per Standard Webhooks.
+//!
+//! The body is `file` (the stamped PDF) then `id` (the document id), the
+//! original Peedy's shape. The PDF is the concatenation of files — typically
+//! the upload as received followed by the appended update — and may be large,
+//! so it is never held in memory. A signature covers the exact bytes sent,
+//! which a multipart encoder with a random boundary would hide from us; so
+//! the framing is built here, the signature is computed by streaming over
+//! framing and files once, and the same bytes are then streamed to the
+//! receiver with an exact `Content-Length`.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+use hmac::{Hmac, Mac as _};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio_util::io::ReaderStream;
+
+use crate::Error;
+
+/// Read size for streaming the files, for signing and for sending.
+const CHUNK: usize = 64 * 1024;
+
+/// The Standard Webhooks signing key.
+#[derive(Clone)]
+pub(crate) struct SigningKey(Vec<u8>);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
+}
+
+impl SigningKey {
+    /// `whsec_<base64>` is decoded, as Standard Webhooks libraries do; any
+    /// other string is used as the key bytes as it is.
+    pub(crate) fn parse(secret: &str) -> Result<SigningKey, Error> {
+        let key = match secret.strip_prefix("whsec_") {
+            Some(b64) => BASE64.decode(b64.trim()).map_err(|e| {
+                Error::Secret(format!("the part after `whsec_` is not valid base64 ({e})"))
+            })?,
+            None => secret.as_bytes().to_vec(),
+        };
+        if key.is_empty() {
+            return Err(Error::Secret("it is empty".into()));
+        }
+        Ok(SigningKey(key))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC takes keys of any length; this cannot fail.
+        <Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+    }
+}
+
+/// The three Standard Webhooks headers of one attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Signature {
+    pub(crate) timestamp: String,
+    /// `v1,<base64>`.
+    pub(crate) header: String,
+}
+
+/// An unguessable multipart boundary for `webhook_id`: the same for every
+/// attempt of a delivery within this process, different across processes.
+///
+/// It must not occur in the PDF. Derived from `webhook_id` alone, a PDF made
+/// by someone who can guess the id could contain it and cut the `file` part
+/// short at the receiver; keyed with `process_key`, it cannot be guessed.
+pub(crate) fn boundary(process_key: &[u8; 16], webhook_id: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(process_key)
+        .chain_update(webhook_id.as_bytes())
+        .finalize();
+    let mut out = String::from("peedy-");
+    for byte in &digest[..20] {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// 128 random bits without another dependency: std seeds every
+/// `RandomState` from the OS's random source.
+pub(crate) fn process_key() -> [u8; 16] {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let state = std::collections::hash_map::RandomState::new();
+    let mut key = [0u8; 16];
+    for (i, half) in key.chunks_exact_mut(8).enumerate() {
+        let mut hasher = state.build_hasher();
+        hasher.write_usize(i);
+        half.copy_from_slice(&hasher.finish().to_le_bytes());
+    }
+    key
+}
+
+/// Quotes a filename for `Content-Disposition` as browsers do (WHATWG HTML,
+/// "multipart/form-data encoding algorithm"): `"`, CR and LF are
+/// percent-encoded, everything else — UTF-8 included — is sent as it is.
+fn quote_filename(name: &str) -> String {
+    let name = if name.trim().is_empty() {
+        "document.pdf"
+    } else {
+        name
+    };
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '"' => out.push_str("%22"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One multipart body, ready to be measured, signed and sent.
+#[derive(Debug)]
+pub(crate) struct MultipartBody {
+    boundary: String,
+    /// Everything before the PDF bytes.
+    head: Bytes,
+    /// Everything after them: the `id` part and the closing boundary.
+    tail: Bytes,
+    /// The files whose concatenation is the PDF, with their lengths once
+    /// known.
+    parts: Vec<(PathBuf, u64)>,
+}
+
+impl MultipartBody {
+    pub(crate) fn new(
+        boundary: String,
+        filename: &str,
+        document_id: &str,
+        parts: &[PathBuf],
+    ) -> MultipartBody {
+        let head = format!(
+            "--{boundary}\r\n\
+             Content-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
+             Content-Type: application/pdf\r\n\
+             \r\n",
+            quote_filename(filename)
+        );
+        let tail = format!(
+            "\r\n--{boundary}\r\n\
+             Content-Disposition: form-data; name=\"id\"\r\n\
+             \r\n\
+             {document_id}\r\n\
+             --{boundary}--\r\n"
+        );
+        MultipartBody {
+            boundary,
+            head: Bytes::from(head),
+            tail: Bytes::from(tail),
+            parts: parts.iter().map(|p| (p.clone(), 0)).collect(),
+        }
+    }
+
+    /// The `Content-Type` header value.
+    pub(crate) fn content_type(&self) -> String {
+        format!("multipart/form-data; boundary={}", self.boundary)
+    }
+
+    /// The exact body length. Valid after [`measure`](Self::measure) or
+    /// [`sign`](Self::sign).
+    pub(crate) fn len(&self) -> u64 {
+        self.head.len() as u64
+            + self.parts.iter().map(|(_, len)| len).sum::<u64>()
+            + self.tail.len() as u64
+    }
+
+    /// Learns the files' lengths from their metadata (when not signing).
+    pub(crate) async fn measure(&mut self) -> io::Result<()> {
+        for (path, len) in &mut self.parts {
+            *len = tokio::fs::metadata(&*path)
+                .await
+                .map_err(|e| with_path(e, path))?
+                .len();
+        }
+        Ok(())
+    }
+
+    /// Computes the Standard Webhooks signature over
+    /// `{webhook_id}.{timestamp}.{body}`, reading the files once and learning
+    /// their lengths on the way.
+    pub(crate) async fn sign(
+        &mut self,
+        key: &SigningKey,
+        webhook_id: &str,
+        now: SystemTime,
+    ) -> io::Result<Signature> {
+        let timestamp = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            .to_string();
+        let mut mac = key.mac();
+        mac.update(webhook_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(&self.head);
+        let mut buf = vec![0u8; CHUNK];
+        for (path, len) in &mut self.parts {
+            let mut file = tokio::fs::File::open(&*path)
+                .await
+                .map_err(|e| with_path(e, path))?;
+            *len = 0;
+            loop {
+                let n = file.read(&mut buf).await.map_err(|e| with_path(e, path))?;
+                if n == 0 {
+                    break;
+                }
+                mac.update(&buf[..n]);
+                *len += n as u64;
+            }
+        }
+        mac.update(&self.tail);
+        let sig = BASE64.encode(mac.finalize().into_bytes());
+        Ok(Signature {
+            timestamp,
+            header: format!("v1,{sig}"),
+        })
+    }
+
+    /// The body as a stream for the HTTP client: the same bytes that were
+    /// measured or signed. Each file is read up to the length learnt before,
+    /// so the body never runs past its `Content-Length`; a file that shrank
+    /// meanwhile ends the body early and the client fails the request.
+    pub(crate) fn into_body(self) -> reqwest::Body {
+        let files = stream::iter(self.parts).then(|(path, len)| async move {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| ReadError(with_path(e, &path)))?;
+            Ok::<_, ReadError>(read_stream(file.take(len), path))
+        });
+        let body = stream::once(async move { Ok::<_, ReadError>(self.head) })
+            .chain(files.try_flatten())
+            .chain(stream::once(async move { Ok(self.tail) }));
+        reqwest::Body::wrap_stream(body)
+    }
+}
+
+fn read_stream(
+    reader: impl AsyncRead + Send + 'static,
+    path: PathBuf,
+) -> impl futures_util::Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
+    ReaderStream::with_capacity(reader, CHUNK).map_err(move |e| ReadError(with_path(e, &path)))
+}
+
+fn with_path(e: io::Error, path: &std::path::Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Reading one of our own files failed while sending. Kept as its own type so
+/// the delivery code can tell it from a network error in the client's error
+/// chain: it says nothing about the receiver's health.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the stamped PDF failed: {0}")]
+pub(crate) struct ReadError(#[source] pub(crate) io::Error);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whsec_secrets_are_base64_decoded() {
+        let key = SigningKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("valid");
+        assert_eq!(key.0.len(), 24);
+        let raw = SigningKey::parse("not-base64!").expect("raw");
+        assert_eq!(raw.0, b"not-base64!");
+        assert!(SigningKey::parse("whsec_***").is_err());
+        assert!(SigningKey::parse("whsec_").is_err());
+        assert!(SigningKey::parse("").is_err());
+    }
+
+    #[test]
+    fn boundaries_are_stable_per_id_and_keyed() {
+        let key = process_key();
+        assert_eq!(boundary(&key, "msg_1"), boundary(&key, "msg_1"));
+        assert_ne!(boundary(&key, "msg_1"), boundary(&key, "msg_2"));
+        assert_ne!(boundary(&key, "msg_1"), boundary(&[0; 16], "msg_1"));
+        assert_eq!(boundary(&key, "msg_1").len(), "peedy-".len() + 40);
+        assert_ne!(process_key(), process_key());
+    }
+
+    #[test]
+    fn filenames_are_quoted_like_browsers_do() {
+        assert_eq!(quote_filename("a \"b\".pdf"), "a %22b%22.pdf");
+        assert_eq!(quote_filename("x\r\ny.pdf"), "x%0D%0Ay.pdf");
+        assert_eq!(quote_filename("Ünïcödé.pdf"), "Ünïcödé.pdf");
+        assert_eq!(quote_filename(""), "document.pdf");
+    }
+
+    /// The example from the Standard Webhooks specification's reference
+    /// implementations, so our signature is the one receivers compute.
+    #[test]
+    fn signature_matches_the_standard_webhooks_example() {
+        let key = SigningKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("valid");
+        let mut mac = key.mac();
+        mac.update(b"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330.{\"test\": 2432232314}");
+        assert_eq!(
+            BASE64.encode(mac.finalize().into_bytes()),
+            "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+}
