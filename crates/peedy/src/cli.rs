@@ -48,6 +48,233 @@ pub enum Command {
     /// is named on stderr with the reason), 2 for a usage error.
     #[command(after_help = STAMP_EXAMPLES)]
     Stamp(StampArgs),
+
+    /// Run the watermarking service: the HTTP API, the durable job queue and
+    /// its workers, and callback delivery, in one process.
+    ///
+    /// With no flags it needs no setup: a SQLite database and a blob
+    /// directory under ./peedy-data/, listening on 127.0.0.1:4000. Every
+    /// flag can also be set with the PEEDY_* environment variable shown.
+    /// SIGTERM or Ctrl-C stops taking work, lets jobs in flight finish for
+    /// --shutdown-grace-secs, hands the rest back to the queue and exits.
+    Serve(ServeArgs),
+}
+
+/// `peedy serve`: where to listen and store, how many workers, limits,
+/// retries, callbacks and retention.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (Phoenix's port, as the original).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "PEEDY_LISTEN",
+        default_value = "127.0.0.1:4000"
+    )]
+    pub listen: std::net::SocketAddr,
+
+    /// Directory for the SQLite database and the blobs.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PEEDY_DATA_DIR",
+        default_value = "peedy-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database URL: sqlite://PATH or postgres://…; default: the SQLite file
+    /// peedy.db in the data directory.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PEEDY_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Stamping jobs run at once (default: the number of CPU cores).
+    #[arg(long, value_name = "N", env = "PEEDY_STAMP_CONCURRENCY")]
+    pub stamp_concurrency: Option<usize>,
+
+    /// Callback deliveries run at once (the original's max_concurrency).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "PEEDY_CALLBACK_CONCURRENCY",
+        default_value_t = 5
+    )]
+    pub callback_concurrency: usize,
+
+    /// Largest PDF accepted per file (K, M, G suffixes); 413 past it.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "PEEDY_MAX_UPLOAD_BYTES",
+        default_value = "256M"
+    )]
+    pub max_upload_bytes: ByteSize,
+
+    /// Most files per upload request.
+    #[arg(long, value_name = "N", env = "PEEDY_MAX_FILES", default_value_t = 100)]
+    pub max_files: usize,
+
+    /// Documents waiting to be stamped before uploads get 503 + Retry-After.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "PEEDY_MAX_QUEUED",
+        default_value_t = 10_000
+    )]
+    pub max_queued: i64,
+
+    /// Largest PDF for the synchronous POST /api/v1/stamp.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "PEEDY_MAX_SYNC_BYTES",
+        default_value = "32M"
+    )]
+    pub max_sync_bytes: ByteSize,
+
+    /// Attempts per stamping job (a crash or panic of its worker counts).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "PEEDY_STAMP_ATTEMPTS",
+        default_value_t = 3
+    )]
+    pub stamp_attempts: i32,
+
+    /// Attempts per callback delivery, with exponential backoff and jitter.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "PEEDY_CALLBACK_ATTEMPTS",
+        default_value_t = 25
+    )]
+    pub callback_attempts: i32,
+
+    /// First retry delay in seconds; doubles per attempt.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_RETRY_BASE_SECS",
+        default_value_t = 2.0
+    )]
+    pub retry_base_secs: f64,
+
+    /// Longest retry delay in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_RETRY_MAX_SECS",
+        default_value_t = 3600.0
+    )]
+    pub retry_max_secs: f64,
+
+    /// Job lease in seconds, renewed by a heartbeat while a job runs: the
+    /// jobs of a worker that died are run again within about this long.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_LEASE_SECS",
+        default_value_t = 30.0
+    )]
+    pub lease_secs: f64,
+
+    /// Sign callbacks (Standard Webhooks headers) with this secret
+    /// (whsec_BASE64, or any string).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "PEEDY_CALLBACK_SECRET",
+        hide_env_values = true
+    )]
+    pub callback_secret: Option<String>,
+
+    /// Callback request timeout in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_CALLBACK_TIMEOUT_SECS",
+        default_value_t = 15.0
+    )]
+    pub callback_timeout_secs: f64,
+
+    /// Allow callbacks to private, loopback and link-local addresses (a
+    /// server listening on loopback may always call loopback).
+    #[arg(long, env = "PEEDY_ALLOW_PRIVATE_CALLBACKS")]
+    pub allow_private_callbacks: bool,
+
+    /// Failures within --breaker-window-secs that open a host's circuit
+    /// breaker (deliveries then wait, without spending attempts).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "PEEDY_BREAKER_FAILURES",
+        default_value_t = 3
+    )]
+    pub breaker_failures: u32,
+
+    /// The breaker's failure window in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_BREAKER_WINDOW_SECS",
+        default_value_t = 10.0
+    )]
+    pub breaker_window_secs: f64,
+
+    /// How long an open breaker waits before trying the host again.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_BREAKER_OPEN_SECS",
+        default_value_t = 60.0
+    )]
+    pub breaker_open_secs: f64,
+
+    /// How long documents are kept (e.g. 7d, 12h, 30m, 90s).
+    #[arg(long, value_name = "DURATION", env = "PEEDY_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub retention: std::time::Duration,
+
+    /// Seconds that jobs in flight may take to finish after SIGTERM/Ctrl-C.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30.0
+    )]
+    pub shutdown_grace_secs: f64,
+
+    /// Log format: text (for terminals) or json.
+    #[arg(long, value_name = "FORMAT", env = "PEEDY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Parses `7d`, `12h`, `30m`, `90s` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (use e.g. 7d, 12h, 30m, 90s)"))?;
+    let secs = match unit.trim() {
+        "" | "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        "d" => v * 86_400.0,
+        _ => {
+            return Err(format!(
+                "not a duration: {s:?} (use e.g. 7d, 12h, 30m, 90s)"
+            ));
+        }
+    };
+    std::time::Duration::try_from_secs_f64(secs).map_err(|_| format!("not a duration: {s:?}"))
 }
 
 /// `peedy stamp`: inputs, outputs, the watermark and how to open the files.
@@ -315,7 +542,9 @@ mod tests {
     #[test]
     fn timeout_zero_means_none() {
         let cli = Cli::parse_from(["peedy", "stamp", "a.pdf", "--text", "x"]);
-        let Command::Stamp(args) = cli.command;
+        let Command::Stamp(args) = cli.command else {
+            panic!("expected the stamp command")
+        };
         assert_eq!(args.limits.to_limits(), Limits::default());
         let cli = Cli::parse_from([
             "peedy",
@@ -326,7 +555,9 @@ mod tests {
             "--timeout-secs",
             "1.5",
         ]);
-        let Command::Stamp(args) = cli.command;
+        let Command::Stamp(args) = cli.command else {
+            panic!("expected the stamp command")
+        };
         assert_eq!(
             args.limits.to_limits().time_limit,
             Some(std::time::Duration::from_millis(1500))
@@ -334,5 +565,35 @@ mod tests {
         assert!(parse_secs("-1").is_err());
         assert!(parse_secs("inf").is_err());
         assert!(parse_secs("1e300").is_err());
+    }
+}
+
+#[cfg(test)]
+mod serve_tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1d").is_err());
+        assert!(parse_duration("3w").is_err());
+    }
+
+    #[test]
+    fn serve_defaults_are_the_embedded_setup() {
+        let cli = Cli::parse_from(["peedy", "serve"]);
+        let Command::Serve(args) = cli.command else {
+            panic!("expected the serve command")
+        };
+        assert_eq!(args.listen.to_string(), "127.0.0.1:4000");
+        assert_eq!(args.data_dir, PathBuf::from("peedy-data"));
+        assert_eq!(args.database_url, None);
+        assert_eq!(args.callback_concurrency, 5);
+        assert_eq!(args.retention, std::time::Duration::from_secs(7 * 86_400));
     }
 }

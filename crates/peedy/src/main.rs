@@ -6,6 +6,7 @@
 //! and [`UsageError`]s found by the commands before they start work.
 
 mod cli;
+mod serve_cmd;
 mod stamp_cmd;
 
 use std::process::ExitCode;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let (name, result) = match cli.command {
         Command::Stamp(args) => ("stamp", stamp_cmd::run(args)),
+        Command::Serve(args) => ("serve", serve_cmd::run(args)),
     };
     match result {
         Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,

@@ -1,0 +1,200 @@
+//! `peedy serve`: wiring only. Opens the store, builds the queue, the
+//! callback deliverer and the pipeline, starts the workers, the retention
+//! sweeper and the HTTP server, and shuts them down in order on SIGTERM or
+//! Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use peedy_callbacks::{BreakerConfig, CallbackConfig, Deliverer};
+use peedy_queue::{Queue, QueueConfig, run_workers};
+use peedy_store::Store;
+use peedy_watermarker::{CALLBACK_QUEUE, Config, STAMP_QUEUE, Watermarker};
+use peedy_web::{AppState, WebConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::UsageError;
+use crate::cli::ServeArgs;
+use crate::stamp_cmd::Summary;
+
+fn secs(what: &str, v: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| UsageError(format!("{what} must be a non-negative number of seconds")).into())
+}
+
+/// Runs the service until SIGTERM/Ctrl-C.
+pub fn run(args: ServeArgs) -> anyhow::Result<Summary> {
+    init_logging(&args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(Summary {
+        stamped: 0,
+        failed: 0,
+    })
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PEEDY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let queue_config = QueueConfig {
+        lease: secs("--lease-secs", args.lease_secs)?.max(Duration::from_secs(1)),
+        poll_interval: Duration::from_secs(1),
+        backoff_base: secs("--retry-base-secs", args.retry_base_secs)?,
+        backoff_max: secs("--retry-max-secs", args.retry_max_secs)?,
+    };
+    let callback_config = CallbackConfig {
+        timeout: secs("--callback-timeout-secs", args.callback_timeout_secs)?,
+        secret: args.callback_secret.clone(),
+        allow_private: args.allow_private_callbacks,
+        // A server on loopback is someone trying Peedy out: let it call
+        // itself (the README's dev/null walkthrough).
+        allow_loopback: args.allow_private_callbacks || args.listen.ip().is_loopback(),
+        breaker: BreakerConfig {
+            failures: args.breaker_failures,
+            window: secs("--breaker-window-secs", args.breaker_window_secs)?,
+            open_for: secs("--breaker-open-secs", args.breaker_open_secs)?,
+        },
+        ..CallbackConfig::default()
+    };
+    let grace = secs("--shutdown-grace-secs", args.shutdown_grace_secs)?;
+    let stamp_concurrency = args
+        .stamp_concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+
+    let store = Store::open(args.database_url.as_deref(), &args.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let node_id = format!("{}-{}", hostname(), std::process::id());
+    let queue = Queue::new(store.clone(), node_id.clone(), queue_config);
+    let deliverer = Deliverer::new(callback_config).context("setting up callback delivery")?;
+    let config = Config {
+        stamp_max_attempts: args.stamp_attempts.max(1),
+        callback_max_attempts: args.callback_attempts.max(1),
+        retention: args.retention,
+        limits: args.limits.to_limits(),
+    };
+    let watermarker = Watermarker::new(store, queue.clone(), deliverer, config);
+    let state = AppState {
+        watermarker: Arc::clone(&watermarker),
+        config: Arc::new(WebConfig {
+            max_upload_bytes: args.max_upload_bytes.0,
+            max_files: args.max_files.max(1),
+            max_queued: args.max_queued,
+            max_sync_bytes: args.max_sync_bytes.0,
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
+
+    let shutdown = CancellationToken::new();
+    let workers = tokio_util::task::TaskTracker::new();
+    workers.spawn(run_workers(
+        queue.clone(),
+        STAMP_QUEUE,
+        stamp_concurrency,
+        watermarker.stamp_handler(),
+        shutdown.child_token(),
+        grace,
+    ));
+    workers.spawn(run_workers(
+        queue.clone(),
+        CALLBACK_QUEUE,
+        args.callback_concurrency.max(1),
+        watermarker.callback_handler(),
+        shutdown.child_token(),
+        grace,
+    ));
+    workers.spawn(sweep(Arc::clone(&watermarker), shutdown.child_token()));
+    workers.close();
+
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    // Printed on stdout for scripts and tests that start on port 0.
+    println!("peedy listening on http://{addr}");
+    tracing::info!(%addr, node = %node_id, data_dir = %args.data_dir.display(), stamp_concurrency, "peedy serving");
+
+    let server_stop = shutdown.clone();
+    peedy_web::serve(
+        listener,
+        state,
+        async move { server_stop.cancelled().await },
+    )
+    .await
+    .context("serving HTTP")?;
+    shutdown.cancel();
+    workers.wait().await;
+    tracing::info!("peedy stopped");
+    Ok(())
+}
+
+/// The retention sweeper: deletes expired documents every minute.
+async fn sweep(watermarker: Arc<Watermarker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = watermarker.sweep_expired().await {
+            tracing::warn!("retention sweep failed: {e}");
+        }
+        if let Err(e) = watermarker
+            .store()
+            .sweep_orphan_blobs(Duration::from_secs(3600))
+            .await
+        {
+            tracing::warn!("orphan blob sweep failed: {e}");
+        }
+    }
+}
+
+async fn signal_shutdown(token: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: no new work; jobs in flight get the grace period");
+    token.cancel();
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}

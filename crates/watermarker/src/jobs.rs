@@ -1,0 +1,370 @@
+//! The two jobs: stamping a document, and delivering it to its callback.
+//!
+//! Both are idempotent, because the queue runs them at least once: a stamp
+//! re-run produces byte-identical output (the engine is deterministic), and a
+//! delivery re-run carries the same `webhook-id`.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use peedy_callbacks::{Delivery, Outcome};
+use peedy_queue::{Handler, Job, JobError};
+use peedy_stamp::Stamped;
+use peedy_store::{DeliveryState, DocStatus, Document, DocumentId, Done, now_ms};
+use sha2::{Digest, Sha256};
+
+use crate::{CALLBACK_QUEUE, Error, Payload, Watermarker, webhook_id};
+
+fn document_id(job: &Job) -> Result<DocumentId, JobError> {
+    let p: Payload = serde_json::from_str(&job.payload)
+        .map_err(|e| JobError::permanent(format!("unreadable job payload: {e}")))?;
+    p.document_id
+        .parse()
+        .map_err(|_| JobError::permanent("job payload has an invalid document id"))
+}
+
+fn transient(e: impl std::fmt::Display) -> JobError {
+    JobError::retry(e.to_string())
+}
+
+/// Stamps documents: runs the engine off the async threads, stores the
+/// update, marks the document done and queues its callback.
+pub struct StampHandler(pub Arc<Watermarker>);
+
+impl Watermarker {
+    /// The handler for [`crate::STAMP_QUEUE`].
+    pub fn stamp_handler(self: &Arc<Self>) -> Arc<dyn Handler> {
+        Arc::new(StampHandler(Arc::clone(self)))
+    }
+
+    /// The handler for [`crate::CALLBACK_QUEUE`].
+    pub fn callback_handler(self: &Arc<Self>) -> Arc<dyn Handler> {
+        Arc::new(CallbackHandler(Arc::clone(self)))
+    }
+
+    /// Queues the callback of a stamped document (once: a re-run that finds
+    /// the delivery already recorded does nothing).
+    async fn queue_callback(&self, doc: &Document) -> Result<(), Error> {
+        if doc.callback_url.is_none() || doc.delivery.is_some() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        let payload = serde_json::to_string(&Payload {
+            document_id: doc.id.to_string(),
+        })
+        .unwrap_or_default();
+        self.queue
+            .enqueue(
+                &mut tx,
+                CALLBACK_QUEUE,
+                &payload,
+                self.config.callback_max_attempts,
+                None,
+            )
+            .await?;
+        tx.commit().await?;
+        let pending = DeliveryState {
+            state: "pending".into(),
+            attempts: 0,
+            webhook_id: webhook_id(&doc.id),
+            last_status: None,
+            last_error: None,
+            next_attempt_at_ms: Some(now_ms()),
+            delivered_at_ms: None,
+        };
+        self.store.set_delivery(&doc.id, &pending).await?;
+        self.queue.notify(CALLBACK_QUEUE);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Handler for StampHandler {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let w = &self.0;
+        let id = document_id(job)?;
+        let Some(doc) = w.store.document(&id).await.map_err(transient)? else {
+            return Ok(()); // deleted meanwhile
+        };
+        match doc.status {
+            DocStatus::Done => return w.queue_callback(&doc).await.map_err(transient),
+            DocStatus::Failed => return Ok(()),
+            DocStatus::Queued | DocStatus::Running => {}
+        }
+        w.store.mark_running(&id).await.map_err(transient)?;
+        let stamper = match w.stamper(doc.watermark_id).await {
+            Ok(s) => s,
+            Err(Error::Stamp(e)) => {
+                w.store
+                    .mark_failed(&id, e.code(), &e.to_string())
+                    .await
+                    .map_err(transient)?;
+                return Err(JobError::permanent(e.to_string()));
+            }
+            Err(e) => return Err(transient(e)),
+        };
+        let input = w
+            .store
+            .blobs()
+            .read(&doc.input_sha256)
+            .await
+            .map_err(transient)?;
+        let started = Instant::now();
+        let joined = tokio::task::spawn_blocking(move || {
+            // A panic in the engine is this document's problem only.
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let stamped = stamper.stamp(&input)?;
+                let mut hash = Sha256::new();
+                match &stamped {
+                    Stamped::Appended { update, .. } => {
+                        hash.update(&input);
+                        hash.update(update);
+                    }
+                    Stamped::Rewritten { bytes, .. } => hash.update(bytes),
+                }
+                let len = stamped.output_len(&input);
+                Ok::<_, peedy_stamp::StampError>((stamped, hex(&hash.finalize()), len))
+            }))
+        })
+        .await;
+        let elapsed = started.elapsed();
+        let stamp_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
+        let (stamped, output_sha256, output_len) = match joined {
+            Ok(Ok(Ok(r))) => r,
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(document_id = %id, code = e.code(), "stamping failed: {e}");
+                w.store
+                    .mark_failed(&id, e.code(), &e.to_string())
+                    .await
+                    .map_err(transient)?;
+                return Err(JobError::permanent(e.to_string()));
+            }
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                return Err(JobError::retry(format!(
+                    "the stamping engine panicked: {what}"
+                )));
+            }
+            Err(e) => return Err(JobError::retry(format!("the stamping task failed: {e}"))),
+        };
+        let report = stamped.report().clone();
+        let (update_sha256, output_is_rewrite) = match &stamped {
+            Stamped::Appended { update, .. } => {
+                let (sha, _) = w.store.blobs().put_bytes(update).await.map_err(transient)?;
+                (Some(sha), false)
+            }
+            Stamped::Rewritten { bytes, .. } => {
+                w.store.blobs().put_bytes(bytes).await.map_err(transient)?;
+                (None, true)
+            }
+        };
+        let done = Done {
+            pages: i64::from(report.pages),
+            stamped_pages: i64::from(report.stamped_pages),
+            update_sha256,
+            output_sha256,
+            output_size: i64::try_from(output_len).unwrap_or(i64::MAX),
+            output_is_rewrite,
+            stamp_ms,
+        };
+        w.store.mark_done(&id, &done).await.map_err(transient)?;
+        tracing::info!(
+            document_id = %id,
+            pages = report.pages,
+            ms = stamp_ms,
+            request_id = doc.request_id.as_deref().unwrap_or(""),
+            "Stamped {id} ({} pages) in {:.1}ms",
+            report.pages,
+            elapsed.as_secs_f64() * 1000.0
+        );
+        let Some(doc) = w.store.document(&id).await.map_err(transient)? else {
+            return Ok(());
+        };
+        w.queue_callback(&doc).await.map_err(transient)
+    }
+
+    async fn exhausted(&self, job: &Job, reason: &str) {
+        if let Ok(id) = document_id(job) {
+            let detail = format!(
+                "stamping did not complete after {} attempts: {reason}",
+                job.attempts
+            );
+            if let Err(e) = self.0.store.mark_failed(&id, "internal", &detail).await {
+                tracing::error!(document_id = %id, "could not record the failure: {e}");
+            }
+        }
+    }
+}
+
+/// Delivers stamped documents to their `callback_url`.
+pub struct CallbackHandler(pub Arc<Watermarker>);
+
+impl CallbackHandler {
+    fn parts(&self, doc: &Document) -> Result<Vec<PathBuf>, JobError> {
+        let blobs = self.0.store.blobs();
+        let path = |sha: &str| {
+            blobs
+                .path(sha)
+                .map_err(|e| JobError::permanent(e.to_string()))
+        };
+        if doc.output_is_rewrite {
+            let sha = doc
+                .output_sha256
+                .as_deref()
+                .ok_or_else(|| JobError::permanent("output blob missing"))?;
+            Ok(vec![path(sha)?])
+        } else {
+            let update = doc
+                .update_sha256
+                .as_deref()
+                .ok_or_else(|| JobError::permanent("update blob missing"))?;
+            Ok(vec![path(&doc.input_sha256)?, path(update)?])
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for CallbackHandler {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let w = &self.0;
+        let id = document_id(job)?;
+        let Some(doc) = w.store.document(&id).await.map_err(transient)? else {
+            return Ok(());
+        };
+        let Some(url) = doc.callback_url.clone() else {
+            return Ok(());
+        };
+        if doc.status != DocStatus::Done {
+            return Err(JobError::permanent("the document is not stamped"));
+        }
+        let parts = self.parts(&doc)?;
+        let wid = webhook_id(&id);
+        let mut state = doc.delivery.clone().unwrap_or(DeliveryState {
+            state: "pending".into(),
+            attempts: 0,
+            webhook_id: wid.clone(),
+            last_status: None,
+            last_error: None,
+            next_attempt_at_ms: None,
+            delivered_at_ms: None,
+        });
+        if state.state == "delivered" || state.state == "gone" {
+            return Ok(());
+        }
+        state.state = "delivering".into();
+        w.store.set_delivery(&id, &state).await.map_err(transient)?;
+        let outcome = w
+            .deliverer
+            .deliver(&Delivery {
+                url: &url,
+                webhook_id: &wid,
+                document_id: id.as_str(),
+                filename: &doc.filename,
+                parts: &parts,
+            })
+            .await;
+        if !matches!(outcome, Outcome::BreakerOpen { .. }) {
+            state.attempts += 1;
+        }
+        let result = match &outcome {
+            Outcome::Delivered { status } => {
+                state.state = "delivered".into();
+                state.last_status = Some(i64::from(*status));
+                state.last_error = None;
+                state.next_attempt_at_ms = None;
+                state.delivered_at_ms = Some(now_ms());
+                tracing::info!(document_id = %id, status, "callback delivered");
+                Ok(())
+            }
+            Outcome::Gone => {
+                state.state = "gone".into();
+                state.last_status = Some(410);
+                state.next_attempt_at_ms = None;
+                Ok(())
+            }
+            Outcome::Permanent { reason, status } => {
+                state.state = "failed".into();
+                state.last_status = status.map(i64::from);
+                state.last_error = Some(reason.clone());
+                state.next_attempt_at_ms = None;
+                tracing::warn!(document_id = %id, "callback failed for good: {reason}");
+                Err(JobError::permanent(reason.clone()))
+            }
+            Outcome::Retry {
+                reason,
+                status,
+                retry_after,
+            } => {
+                state.state = "pending".into();
+                state.last_status = status.map(i64::from);
+                state.last_error = Some(reason.clone());
+                tracing::info!(document_id = %id, attempt = job.attempts, "callback will be retried: {reason}");
+                Err(JobError::Retry {
+                    reason: reason.clone(),
+                    after: *retry_after,
+                })
+            }
+            Outcome::BreakerOpen { until } => {
+                state.state = "waiting_breaker".into();
+                let until_ms = until
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    .unwrap_or_else(|_| now_ms());
+                state.next_attempt_at_ms = Some(until_ms);
+                Err(JobError::Defer {
+                    until_ms: until_ms.max(now_ms()),
+                })
+            }
+        };
+        if let Err(JobError::Retry { after, .. }) = &result {
+            let backoff = after.unwrap_or_else(|| w.queue.config().backoff(job.attempts));
+            state.next_attempt_at_ms =
+                Some(now_ms() + i64::try_from(backoff.as_millis()).unwrap_or(0));
+            if job.attempts >= job.max_attempts {
+                state.state = "failed".into();
+                state.next_attempt_at_ms = None;
+            }
+        }
+        w.store.set_delivery(&id, &state).await.map_err(transient)?;
+        result
+    }
+
+    async fn exhausted(&self, job: &Job, reason: &str) {
+        let Ok(id) = document_id(job) else { return };
+        let Ok(Some(doc)) = self.0.store.document(&id).await else {
+            return;
+        };
+        let mut state = doc.delivery.unwrap_or(DeliveryState {
+            state: "failed".into(),
+            attempts: i64::from(job.attempts),
+            webhook_id: webhook_id(&id),
+            last_status: None,
+            last_error: None,
+            next_attempt_at_ms: None,
+            delivered_at_ms: None,
+        });
+        state.state = "failed".into();
+        state.last_error = Some(reason.to_owned());
+        state.next_attempt_at_ms = None;
+        if let Err(e) = self.0.store.set_delivery(&id, &state).await {
+            tracing::error!(document_id = %id, "could not record the delivery failure: {e}");
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}

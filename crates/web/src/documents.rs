@@ -1,0 +1,155 @@
+//! A document after upload: its status, its stamped PDF, deleting it.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use peedy_store::{DocStatus, Document, DocumentId};
+use serde_json::json;
+use tokio_util::io::ReaderStream;
+
+use crate::{ApiError, AppState};
+
+async fn load(state: &AppState, id: &str) -> Result<Document, ApiError> {
+    // Malformed ids are unknown ids: no query needed.
+    let id: DocumentId = id.parse().map_err(|_| ApiError::not_found())?;
+    state
+        .watermarker
+        .store()
+        .document(&id)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+/// The JSON shape of `/status` (and of the 202 while not done).
+fn status_json(doc: &Document) -> serde_json::Value {
+    let id = doc.id.to_string();
+    json!({
+        "id": id,
+        "status": doc.status.as_str(),
+        "filename": doc.filename,
+        "pages": doc.pages,
+        "stamped_pages": doc.stamped_pages,
+        "input": { "size": doc.input_size, "sha256": doc.input_sha256 },
+        "output": {
+            "size": doc.output_size,
+            "sha256": doc.output_sha256,
+            "update_sha256": doc.update_sha256,
+            "incremental": doc.status == DocStatus::Done && !doc.output_is_rewrite,
+        },
+        "timings": {
+            "created_at_ms": doc.created_at_ms,
+            "started_at_ms": doc.started_at_ms,
+            "finished_at_ms": doc.finished_at_ms,
+            "stamp_ms": doc.stamp_ms,
+            "queued_ms": doc.started_at_ms.map(|s| s - doc.created_at_ms),
+        },
+        "error": doc.error_code.as_ref().map(|code| json!({ "code": code, "detail": doc.error_detail })),
+        "callback": doc.callback_url.as_ref().map(|url| json!({
+            "url": url,
+            "delivery": doc.delivery,
+        })),
+        "expires_at_ms": doc.expires_at_ms,
+        "status_url": format!("/api/v1/documents/{id}/status"),
+        "download_url": format!("/api/v1/documents/{id}"),
+    })
+}
+
+/// `GET /api/v1/documents/{id}/status`.
+pub async fn document_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let doc = load(&state, &id).await?;
+    Ok(Json(status_json(&doc)).into_response())
+}
+
+/// `GET /api/v1/documents/{id}`: the stamped PDF as an attachment once done;
+/// 202 with the status and `Retry-After` before; 422 with the reason if it
+/// failed.
+pub async fn download_document(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let doc = load(&state, &id).await?;
+    match doc.status {
+        DocStatus::Queued | DocStatus::Running => {
+            let mut res = (StatusCode::ACCEPTED, Json(status_json(&doc))).into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Ok(res);
+        }
+        DocStatus::Failed => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                doc.error_code.clone().unwrap_or_else(|| "failed".into()),
+                doc.error_detail
+                    .clone()
+                    .unwrap_or_else(|| "Stamping failed".into()),
+            ));
+        }
+        DocStatus::Done => {}
+    }
+    let blobs = state.watermarker.store().blobs();
+    let shas: Vec<String> = if doc.output_is_rewrite {
+        doc.output_sha256.clone().into_iter().collect()
+    } else {
+        [Some(doc.input_sha256.clone()), doc.update_sha256.clone()]
+            .into_iter()
+            .flatten()
+            .collect()
+    };
+    // Open every part first, so a missing blob is an error, not a cut body.
+    let mut files = Vec::with_capacity(shas.len());
+    for sha in &shas {
+        files.push(blobs.open_file(sha).await?);
+    }
+    let body = futures_util::stream::iter(files).flat_map(ReaderStream::new);
+    let mut res = Response::new(Body::from_stream(body));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    if let Some(len) = doc
+        .output_size
+        .and_then(|n| HeaderValue::from_str(&n.to_string()).ok())
+    {
+        h.insert(header::CONTENT_LENGTH, len);
+    }
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        doc.filename.replace(['"', '\\'], "_")
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    } else {
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"document.pdf\""),
+        );
+    }
+    if let Some(etag) = doc
+        .output_sha256
+        .as_ref()
+        .and_then(|s| HeaderValue::from_str(&format!("\"{s}\"")).ok())
+    {
+        h.insert(header::ETAG, etag);
+    }
+    Ok(res)
+}
+
+/// `DELETE /api/v1/documents/{id}`: removes the document and its blobs.
+pub async fn delete_document(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: DocumentId = id.parse().map_err(|_| ApiError::not_found())?;
+    if state.watermarker.delete(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}

@@ -1,0 +1,119 @@
+//! `POST /api/v1/stamp`: one small PDF in, the stamped PDF out, no queue.
+//! The PDF comes as a raw `application/pdf` body (spec in the query) or as
+//! one multipart file part (spec in query or form fields).
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use futures_util::StreamExt;
+use peedy_watermarker::WatermarkSpec;
+
+use crate::error::stamp_error;
+use crate::{ApiError, AppState};
+
+/// `POST /api/v1/stamp`.
+pub async fn stamp_document(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let limit = state.config.max_sync_bytes;
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut fields = HashMap::new();
+    let input = if ct.starts_with("multipart/form-data") {
+        let mut mp =
+            <axum::extract::Multipart as axum::extract::FromRequest<()>>::from_request(req, &())
+                .await
+                .map_err(|e| {
+                    ApiError::bad_request("not_multipart", format!("The upload is malformed: {e}"))
+                })?;
+        let mut pdf = None;
+        while let Some(mut field) = mp.next_field().await.map_err(|e| {
+            ApiError::bad_request(
+                "malformed_multipart",
+                format!("The upload is malformed: {e}"),
+            )
+        })? {
+            let is_file = field.file_name().is_some() || field.content_type().is_some();
+            let name = field.name().unwrap_or_default().to_owned();
+            let mut buf = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|e| {
+                ApiError::bad_request(
+                    "malformed_multipart",
+                    format!("The upload is malformed: {e}"),
+                )
+            })? {
+                buf.extend_from_slice(&chunk);
+                if buf.len() as u64 > limit {
+                    return Err(too_large(limit));
+                }
+            }
+            if is_file {
+                if pdf.is_none() {
+                    pdf = Some(buf);
+                }
+            } else {
+                fields.insert(name, String::from_utf8_lossy(&buf).into_owned());
+            }
+        }
+        pdf.ok_or_else(|| ApiError::bad_request("no_pdfs", "No PDFs received"))?
+    } else {
+        let mut buf = Vec::new();
+        let mut stream = req.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::bad_request("malformed_body", format!("Reading the body failed: {e}"))
+            })?;
+            buf.extend_from_slice(&chunk);
+            if buf.len() as u64 > limit {
+                return Err(too_large(limit));
+            }
+        }
+        buf
+    };
+    if input.is_empty() {
+        return Err(ApiError::bad_request("no_pdfs", "No PDFs received"));
+    }
+    let get = |k: &str| fields.get(k).or_else(|| query.get(k)).cloned();
+    let (_, watermark) = WatermarkSpec::from_params(get)
+        .map_err(|e| stamp_error(&e.into()))?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_params",
+                "Watermark is missing: give the text as the `watermark` parameter",
+            )
+        })?;
+    let (bytes, report) = state.watermarker.stamp_now(input, watermark).await?;
+    let mut res = Response::new(Body::from(bytes));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"stamped.pdf\""),
+    );
+    if let Ok(v) = HeaderValue::from_str(&report.pages.to_string()) {
+        h.insert("x-peedy-pages", v);
+    }
+    Ok(res)
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!(
+            "The synchronous API takes PDFs up to {limit} bytes; use POST /api/v1/documents for larger ones"
+        ),
+    )
+}

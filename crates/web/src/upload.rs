@@ -1,0 +1,287 @@
+//! `POST /api/v1/documents`: the original's upload. Multipart with any part
+//! names; parameters as query string or form fields; each part that is a PDF
+//! by content type *and* by its `%PDF` magic streams to the blob store (never
+//! whole into memory); other parts are skipped and reported.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::multipart::Field;
+use axum::extract::{Multipart, Query, State};
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use peedy_watermarker::{STAMP_QUEUE, Upload, WatermarkSpec, sanitize_filename};
+use serde::Serialize;
+use tokio_util::io::StreamReader;
+
+use crate::error::stamp_error;
+use crate::{ApiError, AppState, request_id};
+
+/// Longest accepted text form field.
+const MAX_FIELD_BYTES: usize = 16 * 1024;
+/// How far into a part the `%PDF` marker may be (junk before it is legal).
+const MAGIC_WINDOW: usize = 1024;
+
+/// One accepted document in the response.
+#[derive(Serialize)]
+pub struct Accepted {
+    id: String,
+    filename: String,
+    status: &'static str,
+    status_url: String,
+    download_url: String,
+}
+
+/// A part that was not accepted, and why.
+#[derive(Serialize)]
+pub struct Skipped {
+    filename: Option<String>,
+    reason: String,
+}
+
+/// The upload response.
+#[derive(Serialize)]
+pub struct Created {
+    documents: Vec<Accepted>,
+    skipped: Vec<Skipped>,
+}
+
+fn is_pdf_type(ct: Option<&str>) -> bool {
+    ct.map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    })
+    .is_some_and(|c| c == "application/pdf" || c == "application/x-pdf")
+}
+
+/// Reads a part's first bytes (up to [`MAGIC_WINDOW`]) to check the magic.
+async fn head_of(field: &mut Field<'_>) -> Result<(Vec<u8>, bool), ApiError> {
+    let mut head = Vec::new();
+    while head.len() < MAGIC_WINDOW {
+        match field.chunk().await {
+            Ok(Some(c)) => head.extend_from_slice(&c),
+            Ok(None) => return Ok((head, true)),
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    "malformed_multipart",
+                    format!("The upload is malformed: {e}"),
+                ));
+            }
+        }
+    }
+    Ok((head, false))
+}
+
+fn has_magic(head: &[u8]) -> bool {
+    head[..head.len().min(MAGIC_WINDOW)]
+        .windows(4)
+        .any(|w| w == b"%PDF")
+}
+
+/// `POST /api/v1/documents`.
+pub async fn create_documents(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Json<Created>, ApiError> {
+    let wm = &state.watermarker;
+    // Backpressure: refuse before reading the body when the queue is full.
+    let depth = wm.queue().depth(STAMP_QUEUE).await?;
+    if depth.queued >= state.config.max_queued {
+        return Err(ApiError::unavailable(
+            "queue_full",
+            format!(
+                "{} documents are waiting to be stamped; try again shortly",
+                depth.queued
+            ),
+            5,
+        ));
+    }
+    let mut multipart = multipart.map_err(|e| {
+        if query.contains_key("watermark") {
+            ApiError::bad_request(
+                "not_multipart",
+                format!("Send the PDFs as multipart/form-data ({e})"),
+            )
+        } else {
+            missing_watermark()
+        }
+    })?;
+
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut uploads: Vec<Upload> = Vec::new();
+    let mut skipped: Vec<Skipped> = Vec::new();
+    let result = read_parts(
+        &state,
+        &mut multipart,
+        &mut fields,
+        &mut uploads,
+        &mut skipped,
+    )
+    .await;
+    // Blobs stored by a request that is then refused are left to the
+    // orphan sweep: deleting them here could race with another upload of
+    // the same bytes.
+    result?;
+    accept(&state, &query, &fields, &uploads, skipped, &headers).await
+}
+
+async fn read_parts(
+    state: &AppState,
+    multipart: &mut Multipart,
+    fields: &mut HashMap<String, String>,
+    uploads: &mut Vec<Upload>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(), ApiError> {
+    let blobs = state.watermarker.store().blobs();
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    "malformed_multipart",
+                    format!("The upload is malformed: {e}"),
+                ));
+            }
+        };
+        let filename = field.file_name().map(str::to_owned);
+        let name = field.name().unwrap_or_default().to_owned();
+        let content_type = field.content_type().map(str::to_owned);
+        if filename.is_none() && content_type.is_none() {
+            // A plain form field.
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|e| {
+                ApiError::bad_request(
+                    "malformed_multipart",
+                    format!("The upload is malformed: {e}"),
+                )
+            })? {
+                value.extend_from_slice(&chunk);
+                if value.len() > MAX_FIELD_BYTES {
+                    return Err(ApiError::bad_request(
+                        "field_too_long",
+                        format!("The form field {name:?} is too long"),
+                    ));
+                }
+            }
+            fields.insert(name, String::from_utf8_lossy(&value).into_owned());
+            continue;
+        }
+        if !is_pdf_type(content_type.as_deref()) {
+            drain(&mut field).await;
+            skipped.push(Skipped {
+                filename,
+                reason: format!(
+                    "not a PDF (content type {})",
+                    content_type.as_deref().unwrap_or("missing")
+                ),
+            });
+            continue;
+        }
+        let (head, ended) = head_of(&mut field).await?;
+        if !has_magic(&head) {
+            if !ended {
+                drain(&mut field).await;
+            }
+            skipped.push(Skipped {
+                filename,
+                reason: "not a PDF (it does not start with %PDF)".into(),
+            });
+            continue;
+        }
+        if uploads.len() >= state.config.max_files {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_files",
+                format!("At most {} files per request", state.config.max_files),
+            ));
+        }
+        let rest = field.map_err(std::io::Error::other);
+        let body = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from(head))])
+            .chain(rest);
+        let reader = StreamReader::new(body);
+        let (sha256, size) = blobs
+            .put_reader(reader, state.config.max_upload_bytes)
+            .await?;
+        uploads.push(Upload {
+            filename: sanitize_filename(filename.as_deref()),
+            sha256,
+            size,
+        });
+    }
+}
+
+fn missing_watermark() -> ApiError {
+    ApiError::bad_request(
+        "missing_params",
+        "Watermark is missing: give the text as the `watermark` query parameter or form field",
+    )
+}
+
+async fn drain(field: &mut Field<'_>) {
+    while let Ok(Some(_)) = field.chunk().await {}
+}
+
+async fn accept(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    fields: &HashMap<String, String>,
+    uploads: &[Upload],
+    skipped: Vec<Skipped>,
+    headers: &HeaderMap,
+) -> Result<Json<Created>, ApiError> {
+    let get = |k: &str| fields.get(k).or_else(|| query.get(k)).cloned();
+    let spec = WatermarkSpec::from_params(get).map_err(|e| stamp_error(&e.into()))?;
+    let Some((spec, _)) = spec else {
+        return Err(missing_watermark());
+    };
+    let callback_url = get("callback_url").filter(|u| !u.trim().is_empty());
+    if let Some(url) = &callback_url {
+        state
+            .watermarker
+            .deliverer()
+            .check_url(url)
+            .map_err(|e| ApiError::bad_request("invalid_callback_url", e.to_string()))?;
+    }
+    if uploads.is_empty() {
+        let why: Vec<String> = skipped
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: {}",
+                    s.filename.as_deref().unwrap_or("(unnamed part)"),
+                    s.reason
+                )
+            })
+            .collect();
+        let detail = if why.is_empty() {
+            "No PDFs received".to_owned()
+        } else {
+            format!("No PDFs received ({})", why.join("; "))
+        };
+        return Err(ApiError::bad_request("no_pdfs", detail));
+    }
+    let rid = request_id(headers);
+    let ids = state
+        .watermarker
+        .submit(uploads, &spec, callback_url.as_deref(), rid.as_deref())
+        .await?;
+    let documents = ids
+        .iter()
+        .zip(uploads)
+        .map(|(id, u)| Accepted {
+            id: id.to_string(),
+            filename: u.filename.clone(),
+            status: "queued",
+            status_url: format!("/api/v1/documents/{id}/status"),
+            download_url: format!("/api/v1/documents/{id}"),
+        })
+        .collect();
+    Ok(Json(Created { documents, skipped }))
+}
