@@ -186,8 +186,19 @@ impl Stamper {
                 *b.resource_users.entry(r).or_insert(0) += 1;
             }
         }
-        let mut stamped = 0;
+        // Read everything the pages need before numbering new objects, so
+        // they are numbered above every reference the file makes.
+        let mut prepared = Vec::with_capacity(pages.len());
         for (i, page) in pages.iter().enumerate() {
+            prepared.push(if self.watermark.pages.contains(i as u32, count) {
+                Some(b.prepare(page)?)
+            } else {
+                None
+            });
+        }
+        b.next_id = doc.size().max(1);
+        let mut stamped = 0;
+        for ((i, page), prep) in pages.iter().enumerate().zip(prepared) {
             if let Some(t) = self.options.limits.time_limit
                 && i % 64 == 0
                 && started.elapsed() > t
@@ -196,11 +207,11 @@ impl Stamper {
                     limit_ms: t.as_millis() as u64,
                 });
             }
-            if !self.watermark.pages.contains(i as u32, count) {
+            let Some(prep) = prep else {
                 b.reattach_page(page);
                 continue;
-            }
-            b.stamp_page(page)?;
+            };
+            b.stamp_page(page, prep)?;
             stamped += 1;
         }
         let report = Report {
@@ -253,6 +264,12 @@ struct UpdateBuilder<'d, 'a> {
     resource_users: HashMap<Ref, u32>,
 }
 
+/// What a page needs that was read before new objects were numbered.
+struct Prepared {
+    name: Vec<u8>,
+    contents: Vec<Object>,
+}
+
 /// The text block's box at `REF_SIZE`, centred on the origin.
 #[derive(Debug, Clone, Copy)]
 struct Rect {
@@ -303,6 +320,7 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         let Some(parent) = self.parent else { return };
         let mut body = b"<<".to_vec();
         self.copy_entries(&mut body, &page.dict, &page.source, page.r, &[b"Parent"]);
+        self.push_inherited(&mut body, page, &[]);
         let _ = write!(
             Buf(&mut body),
             "/Parent {} {} R>>",
@@ -318,8 +336,17 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
 
     fn alloc(&mut self) -> u32 {
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id = self.next_id.saturating_add(1);
         id
+    }
+
+    /// Reads what stamping `page` needs: a free resource name and the
+    /// existing content streams.
+    fn prepare(&self, page: &Page) -> Result<Prepared> {
+        Ok(Prepared {
+            name: self.free_name(page.resources_dict.as_ref())?,
+            contents: self.contents(page)?,
+        })
     }
 
     /// The watermark form (written once per document).
@@ -332,7 +359,7 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         let font = self.text.write_font(
             &mut || {
                 let id = next;
-                next += 1;
+                next = next.saturating_add(1);
                 id
             },
             &mut font_objects,
@@ -494,6 +521,25 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         Ok(out)
     }
 
+    /// For a rebuilt (flat) page tree: writes the attributes `page` used to
+    /// inherit from nodes that are no longer its ancestors.
+    fn push_inherited(&self, out: &mut Vec<u8>, page: &Page, skip: &[&[u8]]) {
+        if self.parent.is_none() {
+            return;
+        }
+        for (key, value, owner) in &page.inherited {
+            if skip.contains(&key.as_slice()) {
+                continue;
+            }
+            push_name(out, key);
+            out.push(b' ');
+            match self.doc.crypt() {
+                Some(c) => push_object(out, value, &mut |s| c.decrypt_string(*owner, s)),
+                None => push_object(out, value, &mut |s| s.to_vec()),
+            }
+        }
+    }
+
     /// A resource name the page's `/XObject` dictionary doesn't use yet.
     fn free_name(&self, res: Option<&(Dict, Source)>) -> Result<Vec<u8>> {
         let existing: Vec<Vec<u8>> = match res.and_then(|(d, _)| d.get(b"XObject")) {
@@ -536,10 +582,13 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
         })
     }
 
-    fn stamp_page(&mut self, page: &Page) -> Result<()> {
+    fn stamp_page(&mut self, page: &Page, prep: Prepared) -> Result<()> {
         let (form, block) = self.form();
         let res = page.resources_dict.as_ref();
-        let name = self.free_name(res)?;
+        let Prepared {
+            name,
+            contents: original,
+        } = prep;
 
         // Resources: inline for a page that had its own direct dictionary;
         // otherwise one new object per original resources, shared by pages.
@@ -584,7 +633,6 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
             }
         };
 
-        let original = self.contents(page)?;
         let mut contents = b"[".to_vec();
         let mut items: Vec<u32> = Vec::new();
         let push_ref = |out: &mut Vec<u8>, o: &Object| {
@@ -619,6 +667,7 @@ impl<'d, 'a> UpdateBuilder<'d, 'a> {
             page.r,
             &[b"Contents", b"Resources", b"Parent"],
         );
+        self.push_inherited(&mut body, page, &[b"Resources"]);
         match (self.parent, page.dict.get(b"Parent")) {
             (Some(p), _) | (None, Some(&Object::Ref(p))) => {
                 let _ = write!(Buf(&mut body), "/Parent {} {} R", p.num, p.generation);

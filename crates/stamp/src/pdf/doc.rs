@@ -83,7 +83,15 @@ struct ObjStm {
 /// An open document.
 pub(crate) struct Document<'a> {
     data: &'a [u8],
-    entries: Vec<Option<Entry>>,
+    entries: HashMap<u32, Entry>,
+    /// Where each object read from the file really was: the xref's offset,
+    /// or a scanned one when the xref was wrong. A repaired update's xref
+    /// lists exactly these, so it points at what the engine read.
+    located: RefCell<HashMap<u32, (usize, u16)>>,
+    /// The highest object number any loaded object refers to: new objects
+    /// are numbered above it, so a damaged file's dangling references never
+    /// land on them.
+    max_ref: Cell<u32>,
     /// The newest trailer, with missing keys filled from older ones.
     pub trailer: Dict,
     /// Kind of the newest xref section.
@@ -105,9 +113,14 @@ pub(crate) struct Document<'a> {
 /// What a full scan of the file found.
 #[derive(Default)]
 struct Scan {
-    objects: HashMap<u32, (usize, u16)>,
+    /// Every `N G obj` found, in file order, per object number.
+    objects: HashMap<u32, Vec<(usize, u16)>>,
     trailer: Option<Dict>,
 }
+
+/// The largest object number Peedy accepts (the PDF implementation limit
+/// readers use); larger ones are damage.
+pub(crate) const MAX_OBJECT_NUMBER: u32 = 8_388_607;
 
 fn damaged(what: impl Into<String>) -> StampError {
     StampError::Damaged(what.into())
@@ -138,7 +151,9 @@ impl<'a> Document<'a> {
         }
         let mut doc = Document {
             data,
-            entries: Vec::new(),
+            entries: HashMap::new(),
+            located: RefCell::new(HashMap::new()),
+            max_ref: Cell::new(0),
             trailer: Dict::default(),
             kind: XrefKind::Table,
             startxref: 0,
@@ -184,20 +199,25 @@ impl<'a> Document<'a> {
         &self.limits
     }
 
-    /// One past the highest object number in use (the xref `/Size`).
+    /// One past the highest object number in use or referred to, capped at
+    /// the PDF implementation limit (new objects are numbered from here).
     pub fn size(&self) -> u32 {
         let trailer_size = self
             .trailer
             .int(b"Size")
             .and_then(|s| u32::try_from(s).ok())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(MAX_OBJECT_NUMBER + 1);
         let scanned = self
             .scan
             .get()
             .and_then(|s| s.objects.keys().max().map(|m| m + 1))
             .unwrap_or(0);
-        let table = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-        trailer_size.max(scanned).max(table)
+        let table = self.entries.keys().max().map_or(0, |m| m + 1);
+        trailer_size
+            .max(scanned)
+            .max(table)
+            .max(self.max_ref.get() + 1)
     }
 
     fn root_is_catalog(&self) -> bool {
@@ -252,20 +272,13 @@ impl<'a> Document<'a> {
     }
 
     fn set_entry(&mut self, num: u32, entry: Entry) {
-        let n = num as usize;
-        // An absurd object number is a damaged table, not a reason to
-        // allocate: no real file has more objects than a sixteenth of its
-        // bytes, plus slack for small files with object streams.
-        if n > self.data.len() / 16 + 100_000 {
+        // An absurd object number is a damaged table (PDF readers stop at
+        // 8,388,607 objects).
+        if num > MAX_OBJECT_NUMBER {
             return;
         }
-        if self.entries.len() <= n {
-            self.entries.resize(n + 1, None);
-        }
         // Newer sections are read first: the first entry seen wins.
-        if self.entries[n].is_none() {
-            self.entries[n] = Some(entry);
-        }
+        self.entries.entry(num).or_insert(entry);
     }
 
     /// Reads one xref section at `off`; returns its trailer dictionary.
@@ -456,13 +469,7 @@ impl<'a> Document<'a> {
     }
 
     fn entry(&self, num: u32) -> Option<Entry> {
-        if let Some(scan) = self.scan.get()
-            && self.repaired.get()
-            && let Some(&(offset, generation)) = scan.objects.get(&num)
-        {
-            return Some(Entry::InFile { offset, generation });
-        }
-        self.entries.get(num as usize).copied().flatten()
+        self.entries.get(&num).copied()
     }
 
     // ---- repair -----------------------------------------------------------------
@@ -485,7 +492,9 @@ impl<'a> Document<'a> {
         nums.sort_unstable();
         self.entries.clear();
         for &num in &nums {
-            if let Some(&(offset, generation)) = self.scan().objects.get(&num) {
+            if let Some(&(offset, generation)) =
+                self.scan().objects.get(&num).and_then(|v| v.last())
+            {
                 self.set_entry(num, Entry::InFile { offset, generation });
             }
         }
@@ -513,22 +522,25 @@ impl<'a> Document<'a> {
         let mut trailer = scanned_trailer.unwrap_or_default();
         if !trailer.has(b"Root") || !self.dict_is_type(trailer.get(b"Root"), b"Catalog") {
             let catalog = nums.iter().rev().copied().find(|&n| {
-                let r = Ref::new(n, self.scan().objects.get(&n).map_or(0, |x| x.1));
+                let r = Ref::new(n, self.scanned_generation(n));
                 self.dict_is_type(Some(&Object::Ref(r)), b"Catalog")
             });
             // Catalogs can also live in object streams.
             let catalog = catalog
-                .map(|n| Ref::new(n, self.scan().objects.get(&n).map_or(0, |x| x.1)))
+                .map(|n| Ref::new(n, self.scanned_generation(n)))
                 .or_else(|| {
-                    (0..self.entries.len() as u32)
+                    let mut in_streams: Vec<u32> = self
+                        .entries
+                        .iter()
+                        .filter(|(_, e)| matches!(e, Entry::InStream { .. }))
+                        .map(|(n, _)| *n)
+                        .collect();
+                    in_streams.sort_unstable();
+                    in_streams
+                        .into_iter()
                         .rev()
                         .map(|n| Ref::new(n, 0))
-                        .find(|r| {
-                            matches!(
-                                self.entries.get(r.num as usize),
-                                Some(Some(Entry::InStream { .. }))
-                            ) && self.dict_is_type(Some(&Object::Ref(*r)), b"Catalog")
-                        })
+                        .find(|r| self.dict_is_type(Some(&Object::Ref(*r)), b"Catalog"))
                 });
             let Some(root) = catalog else {
                 return Err(damaged("the document catalog (/Root) cannot be found"));
@@ -540,6 +552,14 @@ impl<'a> Document<'a> {
         }
         self.trailer = trailer;
         Ok(())
+    }
+
+    fn scanned_generation(&self, num: u32) -> u16 {
+        self.scan()
+            .objects
+            .get(&num)
+            .and_then(|v| v.last())
+            .map_or(0, |x| x.1)
     }
 
     fn dict_is_type(&self, obj: Option<&Object>, ty: &[u8]) -> bool {
@@ -582,27 +602,68 @@ impl<'a> Document<'a> {
 
     /// Loads object `r`; `None` when it is free or absent (a null reference).
     pub fn get(&self, r: Ref) -> Result<Option<Loaded>, StampError> {
+        if r.num > MAX_OBJECT_NUMBER || r.num == 0 {
+            return Ok(None);
+        }
+        let loaded = self.get_unchecked(r)?;
+        if let Some(l) = &loaded {
+            self.note_refs(&l.obj);
+        }
+        Ok(loaded)
+    }
+
+    /// Remembers the highest object number `obj` refers to.
+    fn note_refs(&self, obj: &Object) {
+        match obj {
+            Object::Ref(r) if r.num <= MAX_OBJECT_NUMBER && r.num > self.max_ref.get() => {
+                self.max_ref.set(r.num)
+            }
+            Object::Array(items) => items.iter().for_each(|o| self.note_refs(o)),
+            Object::Dict(d) => d.entries.iter().for_each(|(_, o, _)| self.note_refs(o)),
+            _ => {}
+        }
+    }
+
+    /// Finds object `r` in the file: at the xref's offset, else (repairing)
+    /// at the last scanned copy that parses.
+    fn locate_in_file(&self, r: Ref, offset: Option<usize>) -> Result<Option<Loaded>, StampError> {
+        if let Some(&(off, _)) = self.located.borrow().get(&r.num) {
+            return self.load_in_file(r, off);
+        }
+        if let Some(off) = offset {
+            if let Some(l) = self.load_in_file(r, off)? {
+                self.located.borrow_mut().insert(r.num, (off, r.generation));
+                return Ok(Some(l));
+            }
+        }
+        let candidates: Vec<(usize, u16)> = match self.scan().objects.get(&r.num) {
+            Some(v) => v
+                .iter()
+                .rev()
+                .copied()
+                .filter(|&(o, _)| Some(o) != offset)
+                .collect(),
+            None => return Ok(None),
+        };
+        for (off, generation) in candidates {
+            if let Some(l) = self.load_in_file(r, off)? {
+                // The xref was wrong about this object: the update carries a
+                // complete, corrected cross-reference section.
+                self.repaired.set(true);
+                self.located.borrow_mut().insert(r.num, (off, generation));
+                return Ok(Some(l));
+            }
+        }
+        Ok(None)
+    }
+
+    fn get_unchecked(&self, r: Ref) -> Result<Option<Loaded>, StampError> {
         match self.entry(r.num) {
             None | Some(Entry::Free) => {
                 // Maybe the xref is wrong and the object exists anyway.
-                if !self.repaired.get() && r.num != 0 && self.scan().objects.contains_key(&r.num) {
-                    self.repaired.set(true);
-                    return self.get(r);
-                }
-                Ok(None)
+                self.locate_in_file(r, None)
             }
-            Some(Entry::InFile { offset, .. }) => {
-                match self.load_in_file(r, offset) {
-                    Some(l) => Ok(Some(l)),
-                    None if !self.repaired.get() => {
-                        // The xref lied: repair once and retry.
-                        self.repaired.set(true);
-                        let _ = self.scan();
-                        self.get(r)
-                    }
-                    None => Ok(None),
-                }
-            }
+            Some(Entry::InFile { offset, .. }) => self.locate_in_file(r, Some(offset)),
             Some(Entry::InStream { stream, index }) => {
                 let stm = match self.objstm(stream) {
                     Ok(s) => s,
@@ -640,22 +701,32 @@ impl<'a> Document<'a> {
         }
     }
 
-    fn load_in_file(&self, r: Ref, offset: usize) -> Option<Loaded> {
+    fn load_in_file(&self, r: Ref, offset: usize) -> Result<Option<Loaded>, StampError> {
         let mut p = Parser::new(self.data, offset, self.limits.max_depth);
-        let found = p.indirect_header()?;
+        let Some(found) = p.indirect_header() else {
+            return Ok(None);
+        };
         if found.num != r.num {
-            return None;
+            return Ok(None);
         }
-        let obj = p.object().ok()?;
+        let obj = match p.object() {
+            Ok(obj) => obj,
+            Err(e) if e.what == parse::TOO_DEEP => {
+                return Err(StampError::TooDeep {
+                    limit: self.limits.max_depth,
+                });
+            }
+            Err(_) => return Ok(None),
+        };
         let stream_start = match &obj {
             Object::Dict(_) => p.stream_start(),
             _ => None,
         };
-        Some(Loaded {
+        Ok(Some(Loaded {
             obj,
             stream_start,
             source: Source::File,
-        })
+        }))
     }
 
     /// Decodes stream data within the per-stream limit and what is left of
@@ -690,8 +761,8 @@ impl<'a> Document<'a> {
         }
         let r = Ref::new(num, 0);
         let l = match self.entry(num) {
-            Some(Entry::InFile { offset, .. }) => self.load_in_file(r, offset),
-            _ => None,
+            Some(Entry::InFile { offset, .. }) => self.locate_in_file(r, Some(offset))?,
+            _ => self.locate_in_file(r, None)?,
         }
         .ok_or_else(|| damaged(format!("object stream {num} is missing")))?;
         let (Object::Dict(dict), Some(start)) = (&l.obj, l.stream_start) else {
@@ -742,41 +813,37 @@ impl<'a> Document<'a> {
     /// Every object of the file and where it is, for a complete xref of a
     /// repaired document: `(number, entry)` sorted by number.
     pub fn all_entries(&self) -> Vec<(u32, Entry)> {
-        let mut out: Vec<(u32, Entry)> = self
-            .entries
-            .iter()
-            .enumerate()
-            .filter_map(|(n, e)| Some((u32::try_from(n).ok()?, (*e)?)))
-            .filter(|(_, e)| *e != Entry::Free)
-            .collect();
+        let mut nums: Vec<u32> = self.entries.keys().copied().collect();
         if self.repaired.get() {
-            let scan = self.scan();
-            let mut seen: HashSet<u32> = HashSet::new();
-            out = out
-                .into_iter()
-                .map(|(n, e)| {
-                    seen.insert(n);
-                    match (e, scan.objects.get(&n)) {
-                        (_, Some(&(offset, generation))) => {
-                            (n, Entry::InFile { offset, generation })
-                        }
-                        (e, None) => (n, e),
+            nums.extend(self.scan().objects.keys().copied());
+        }
+        nums.sort_unstable();
+        nums.dedup();
+        let mut out = Vec::with_capacity(nums.len());
+        for num in nums {
+            match self.entry(num) {
+                Some(e @ Entry::InStream { .. }) => out.push((num, e)),
+                e if self.repaired.get() => {
+                    let (offset, generation) = match e {
+                        Some(Entry::InFile { offset, generation }) => (Some(offset), generation),
+                        _ => (None, self.scanned_generation(num)),
+                    };
+                    // Only objects that really load, where they were read.
+                    if let Ok(Some(_)) = self.locate_in_file(Ref::new(num, generation), offset)
+                        && let Some(&(off, g)) = self.located.borrow().get(&num)
+                    {
+                        out.push((
+                            num,
+                            Entry::InFile {
+                                offset: off,
+                                generation: g,
+                            },
+                        ));
                     }
-                })
-                .collect();
-            for (&n, &(offset, generation)) in &scan.objects {
-                if !seen.contains(&n) {
-                    out.push((n, Entry::InFile { offset, generation }));
                 }
+                Some(e @ Entry::InFile { .. }) => out.push((num, e)),
+                _ => {}
             }
-            // Keep only entries that really load.
-            out.retain(|&(n, e)| match e {
-                Entry::InFile { offset, generation } => {
-                    self.load_in_file(Ref::new(n, generation), offset).is_some()
-                }
-                _ => true,
-            });
-            out.sort_unstable_by_key(|(n, _)| *n);
         }
         out
     }
@@ -839,8 +906,16 @@ fn scan_file(data: &[u8], max_depth: u32) -> Scan {
         if let (Some(num), Some(generation)) = (num, generation)
             && num > 0
         {
-            // Later definitions override earlier ones (incremental updates).
-            scan.objects.insert(num, (j, generation));
+            // Later definitions override earlier ones (incremental updates);
+            // earlier ones stay as fallbacks for broken later copies.
+            if num <= MAX_OBJECT_NUMBER {
+                let v = scan.objects.entry(num).or_default();
+                if v.len() < 16 {
+                    v.push((j, generation));
+                } else if let Some(last) = v.last_mut() {
+                    *last = (j, generation);
+                }
+            }
         }
     }
     // The last trailer dictionary that names a /Root; else an xref stream's.
@@ -855,7 +930,7 @@ fn scan_file(data: &[u8], max_depth: u32) -> Scan {
         }
     }
     if scan.trailer.is_none() {
-        let mut objs: Vec<_> = scan.objects.values().copied().collect();
+        let mut objs: Vec<_> = scan.objects.values().flatten().copied().collect();
         objs.sort_unstable();
         for (off, _) in objs {
             let mut p = Parser::new(data, off, max_depth);

@@ -101,14 +101,18 @@ pub(crate) struct Page {
     pub resources: ResourcesFrom,
     /// The resources dictionary (resolved), if any.
     pub resources_dict: Option<(Dict, Source)>,
+    /// Attributes the page inherits from its ancestors (`/Resources`,
+    /// `/MediaBox`, `/CropBox`, `/Rotate`) with the node they come from:
+    /// written into the page itself when the tree is rebuilt flat.
+    pub inherited: Vec<(Vec<u8>, Object, Ref)>,
 }
 
 #[derive(Clone, Default)]
 struct Inherited {
     resources: Option<(Object, Ref)>,
-    media_box: Option<Object>,
-    crop_box: Option<Object>,
-    rotate: Option<Object>,
+    media_box: Option<(Object, Ref)>,
+    crop_box: Option<(Object, Ref)>,
+    rotate: Option<(Object, Ref)>,
 }
 
 /// The document's pages, and whether the page tree had to be rebuilt.
@@ -124,17 +128,27 @@ pub(crate) struct PageTree {
 /// Walks the page tree of `doc` from the catalog. When the tree yields no
 /// page at all (a lost `/Pages` node, as in damaged files), collects every
 /// `/Type /Page` object of the file instead, in object-number order.
+///
+/// A tree that names pages which no longer exist (a damaged or truncated
+/// file) is rebuilt flat from the pages that do, in their order, so the
+/// output's page count is the number of pages a reader can show.
 pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<PageTree, StampError> {
-    match walk(doc, started) {
-        Err(StampError::NoPages) => {}
-        Err(StampError::Damaged(_)) if doc.trailer.has(b"Root") => {}
+    let walk_error = match walk(doc, started) {
+        Err(e @ StampError::NoPages) => e,
+        Err(e @ StampError::Damaged(_)) if doc.trailer.has(b"Root") => e,
+        Ok((pages, Some(root))) => {
+            return Ok(PageTree {
+                pages,
+                rebuilt_root: Some(root),
+            });
+        }
         other => {
-            return other.map(|pages| PageTree {
+            return other.map(|(pages, _)| PageTree {
                 pages,
                 rebuilt_root: None,
             });
         }
-    }
+    };
     doc.force_repair();
     let root = doc.trailer.get(b"Root").and_then(Object::as_ref);
     let catalog = match root {
@@ -172,16 +186,17 @@ pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<PageTree, St
                 limit: u64::from(limits.max_pages),
             });
         }
+        let own = |k: &[u8]| dict.get(k).map(|v| (v.clone(), r));
         let inh = Inherited {
-            resources: dict.get(b"Resources").map(|v| (v.clone(), r)),
-            media_box: dict.get(b"MediaBox").cloned(),
-            crop_box: dict.get(b"CropBox").cloned(),
-            rotate: dict.get(b"Rotate").cloned(),
+            resources: own(b"Resources"),
+            media_box: own(b"MediaBox"),
+            crop_box: own(b"CropBox"),
+            rotate: own(b"Rotate"),
         };
         pages.push(make_page(doc, r, dict, loaded.source, &inh)?);
     }
     if pages.is_empty() {
-        return Err(StampError::NoPages);
+        return Err(walk_error);
     }
     Ok(PageTree {
         pages,
@@ -189,7 +204,9 @@ pub(crate) fn pages(doc: &Document<'_>, started: Instant) -> Result<PageTree, St
     })
 }
 
-fn walk(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, StampError> {
+/// The pages in tree order, and the root `/Pages` node when some kid could
+/// not be found (the tree must then be rebuilt).
+fn walk(doc: &Document<'_>, started: Instant) -> Result<(Vec<Page>, Option<Ref>), StampError> {
     let limits = doc.limits().clone();
     let root = doc
         .trailer
@@ -222,6 +239,7 @@ fn walk(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, StampError> {
 
     let mut out = Vec::new();
     let mut visited: HashSet<Ref> = HashSet::new();
+    let mut dangling = false;
     let mut stack: Vec<(Ref, Inherited, u32)> = vec![(pages_ref, Inherited::default(), 0)];
     while let Some((r, inh, depth)) = stack.pop() {
         if depth > limits.max_depth {
@@ -240,8 +258,12 @@ fn walk(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, StampError> {
                 limit_ms: t.as_millis() as u64,
             });
         }
-        let Some(loaded) = doc.get(r)? else { continue };
+        let Some(loaded) = doc.get(r)? else {
+            dangling = true;
+            continue;
+        };
         let Object::Dict(dict) = loaded.obj else {
+            dangling = true;
             continue;
         };
         let mut inh = inh;
@@ -256,7 +278,7 @@ fn walk(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, StampError> {
             if let Some(v) = dict.get(key)
                 && *v != Object::Null
             {
-                *slot = Some(v.clone());
+                *slot = Some((v.clone(), r));
             }
         }
         let kids = match dict.get(b"Kids") {
@@ -267,8 +289,9 @@ fn walk(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, StampError> {
         let is_leaf = dict.name(b"Type") == Some(b"Page") || kids.is_none();
         if !is_leaf {
             for kid in kids.unwrap_or_default().iter().rev() {
-                if let Some(k) = kid.as_ref() {
-                    stack.push((k, inh.clone(), depth + 1));
+                match kid.as_ref() {
+                    Some(k) => stack.push((k, inh.clone(), depth + 1)),
+                    None => dangling = true,
                 }
             }
             continue;
@@ -281,10 +304,15 @@ fn walk(doc: &Document<'_>, started: Instant) -> Result<Vec<Page>, StampError> {
         }
         out.push(make_page(doc, r, dict, loaded.source, &inh)?);
     }
+    if out.is_empty() && dangling {
+        return Err(StampError::Damaged(
+            "the page tree names pages that cannot be found".into(),
+        ));
+    }
     if out.is_empty() {
         return Err(StampError::NoPages);
     }
-    Ok(out)
+    Ok((out, dangling.then_some(pages_ref)))
 }
 
 fn make_page(
@@ -294,9 +322,9 @@ fn make_page(
     source: Source,
     inh: &Inherited,
 ) -> Result<Page, StampError> {
-    let boxed = |o: &Option<Object>| -> Result<Option<Rect>, StampError> {
+    let boxed = |o: &Option<(Object, Ref)>| -> Result<Option<Rect>, StampError> {
         Ok(match o {
-            Some(v) => Rect::from_object(&doc.resolve(v)?),
+            Some((v, _)) => Rect::from_object(&doc.resolve(v)?),
             None => None,
         })
     };
@@ -307,9 +335,21 @@ fn make_page(
         .and_then(|c| c.intersect(&media))
         .unwrap_or(media);
     let rotate = match &inh.rotate {
-        Some(v) => doc.resolve(v)?.as_i64().unwrap_or(0),
+        Some((v, _)) => doc.resolve(v)?.as_i64().unwrap_or(0),
         None => 0,
     };
+    let inherited = [
+        (&b"Resources"[..], inh.resources.as_ref()),
+        (b"MediaBox", inh.media_box.as_ref()),
+        (b"CropBox", inh.crop_box.as_ref()),
+        (b"Rotate", inh.rotate.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| {
+        v.filter(|(_, owner)| *owner != r)
+            .map(|(o, owner)| (k.to_vec(), o.clone(), *owner))
+    })
+    .collect();
     // Only multiples of 90 are meaningful; round others as viewers do.
     let rotate = ((rotate.rem_euclid(360) + 45) / 90 * 90 % 360) as u16;
     let (resources, resources_dict) = match &inh.resources {
@@ -342,5 +382,6 @@ fn make_page(
         rotate,
         resources,
         resources_dict,
+        inherited,
     })
 }

@@ -44,7 +44,7 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
 
     let mut next_id = objects
         .iter()
-        .map(|o| o.id + 1)
+        .map(|o| o.id.saturating_add(1))
         .max()
         .unwrap_or(0)
         .max(doc.size());
@@ -179,7 +179,18 @@ pub(crate) fn write_update(doc: &Document<'_>, objects: Vec<NewObject>) -> Vec<u
             },
         );
         let size = next_id.max(doc.size());
-        let w2 = bytes_needed(xref_offset as u64).max(1);
+        // The middle field holds offsets and object stream numbers alike.
+        let widest = all
+            .values()
+            .map(|e| match *e {
+                Entry::InFile { offset, .. } => offset as u64,
+                Entry::InStream { stream, .. } => u64::from(stream),
+                Entry::Free => 0,
+            })
+            .max()
+            .unwrap_or(0)
+            .max(xref_offset as u64);
+        let w2 = bytes_needed(widest).max(1);
         let mut rows = Vec::new();
         let mut index = Vec::new();
         if doc.repaired() {
