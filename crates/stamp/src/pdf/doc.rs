@@ -630,11 +630,11 @@ impl<'a> Document<'a> {
         if let Some(&(off, _)) = self.located.borrow().get(&r.num) {
             return self.load_in_file(r, off);
         }
-        if let Some(off) = offset {
-            if let Some(l) = self.load_in_file(r, off)? {
-                self.located.borrow_mut().insert(r.num, (off, r.generation));
-                return Ok(Some(l));
-            }
+        if let Some(off) = offset
+            && let Some(l) = self.load_in_file(r, off)?
+        {
+            self.located.borrow_mut().insert(r.num, (off, r.generation));
+            return Ok(Some(l));
         }
         let candidates: Vec<(usize, u16)> = match self.scan().objects.get(&r.num) {
             Some(v) => v
