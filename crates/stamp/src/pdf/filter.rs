@@ -113,30 +113,36 @@ fn predict(data: Vec<u8>, params: Option<&Dict>, limit: u64) -> Result<Vec<u8>, 
         }
         return Ok(out);
     }
-    // PNG: each row starts with a filter-type byte.
+    // PNG: each row starts with a filter-type byte; rows are decoded in
+    // place in the output, each against the one before it.
     let mut out = Vec::with_capacity(data.len());
-    let mut prev = vec![0u8; row];
+    let mut prev_start: Option<usize> = None;
     for chunk in data.chunks(row + 1) {
         let Some((&ty, src)) = chunk.split_first() else {
             break;
         };
-        let mut cur = vec![0u8; row];
-        cur[..src.len()].copy_from_slice(src);
-        for i in 0..row {
-            let a = if i >= bpp { cur[i - bpp] } else { 0 };
-            let b = prev[i];
-            let c = if i >= bpp { prev[i - bpp] } else { 0 };
-            cur[i] = match ty {
-                0 => cur[i],
-                1 => cur[i].wrapping_add(a),
-                2 => cur[i].wrapping_add(b),
-                3 => cur[i].wrapping_add(((u16::from(a) + u16::from(b)) / 2) as u8),
-                4 => cur[i].wrapping_add(paeth(a, b, c)),
+        let start = out.len();
+        out.extend_from_slice(src);
+        for i in 0..src.len() {
+            let a = if i >= bpp { out[start + i - bpp] } else { 0 };
+            let b = prev_start.map_or(0, |p| out[p + i]);
+            let c = if i >= bpp {
+                prev_start.map_or(0, |p| out[p + i - bpp])
+            } else {
+                0
+            };
+            let x = out[start + i];
+            out[start + i] = match ty {
+                0 => x,
+                1 => x.wrapping_add(a),
+                2 => x.wrapping_add(b),
+                3 => x.wrapping_add(((u16::from(a) + u16::from(b)) / 2) as u8),
+                4 => x.wrapping_add(paeth(a, b, c)),
                 _ => return Err(DecodeError::Corrupt("bad PNG predictor row type")),
             };
         }
-        out.extend_from_slice(&cur[..src.len()]);
-        prev = cur;
+        // A short last row is padded with zeros for the next (there is none).
+        prev_start = (src.len() == row).then_some(start);
     }
     Ok(out)
 }

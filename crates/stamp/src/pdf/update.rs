@@ -305,7 +305,7 @@ fn bytes_needed(v: u64) -> usize {
 pub(crate) fn deflate(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::ZlibEncoder::new(
         Vec::with_capacity(data.len() / 2 + 64),
-        flate2::Compression::new(9),
+        flate2::Compression::new(6),
     );
     let _ = e.write_all(data);
     e.finish().unwrap_or_default()

@@ -64,13 +64,28 @@ impl NewObject {
 /// four decimals, no trailing zeros (`12`, `0.2`, `-3.1416`).
 pub(crate) fn push_num(out: &mut Vec<u8>, v: f32) {
     let v = if v.is_finite() { v } else { 0.0 };
-    let rounded = (v as f64 * 10_000.0).round() / 10_000.0;
-    if rounded == rounded.trunc() && rounded.abs() < 1e15 {
-        let _ = write!(Buf(out), "{}", rounded as i64);
-    } else {
-        let s = format!("{rounded:.4}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        out.extend_from_slice(if s == "-0" { b"0" } else { s.as_bytes() });
+    // Integer arithmetic on ten-thousandths: exact, and far cheaper than
+    // float formatting (this runs several times per page).
+    let scaled = (f64::from(v) * 10_000.0).round();
+    if scaled.abs() >= 9e18 {
+        let _ = write!(Buf(out), "{}", v as i64);
+        return;
+    }
+    let scaled = scaled as i64;
+    if scaled < 0 {
+        out.push(b'-');
+    }
+    let abs = scaled.unsigned_abs();
+    let _ = write!(Buf(out), "{}", abs / 10_000);
+    let mut frac = abs % 10_000;
+    if frac != 0 {
+        out.push(b'.');
+        let mut digits = 4;
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        let _ = write!(Buf(out), "{frac:0digits$}");
     }
 }
 
