@@ -81,7 +81,7 @@ pub(crate) fn push_num(out: &mut Vec<u8>, v: f32) {
     if frac != 0 {
         out.push(b'.');
         let mut digits = 4;
-        while frac % 10 == 0 {
+        while frac.is_multiple_of(10) {
             frac /= 10;
             digits -= 1;
         }
