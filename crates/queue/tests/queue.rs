@@ -68,14 +68,14 @@ async fn make_due(queue: &Queue, id: JobId) {
 
 fn short_lease() -> QueueConfig {
     QueueConfig {
-        lease: Duration::from_millis(50),
+        lease: Duration::from_millis(100),
         ..QueueConfig::default()
     }
 }
 
 /// Waits out a lease of [`short_lease`].
 async fn lease_expires() {
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::sleep(Duration::from_millis(110)).await;
 }
 
 #[tokio::test]
@@ -338,11 +338,24 @@ async fn expired_lease_makes_a_running_job_claimable_again() {
     assert!(!queue.defer(&dead, 0).await.unwrap());
     assert_eq!(queue.job_info(id).await.unwrap().unwrap().state, "running");
 
-    // A heartbeat keeps the new claim alive past the original lease.
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // A heartbeat pushes the lease further out.
+    let until = queue
+        .job_info(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .locked_until_ms
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
     assert!(queue.heartbeat(&rescued).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    assert!(queue.claim("q").await.unwrap().is_none());
+    let renewed = queue
+        .job_info(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .locked_until_ms
+        .unwrap();
+    assert!(renewed > until, "{renewed} > {until}");
     assert!(queue.complete(&rescued).await.unwrap());
 }
 

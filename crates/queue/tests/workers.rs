@@ -460,10 +460,10 @@ async fn deferred_job_waits_without_spending_attempts() {
 
 #[tokio::test]
 async fn heartbeat_keeps_a_long_job_from_being_rescued() {
-    // Lease 90 ms, heartbeat every 30 ms, job runs 300 ms: without the
+    // Lease 240 ms, heartbeat every 80 ms, job runs 500 ms: without the
     // heartbeat a second claimer would take it over.
     let config = QueueConfig {
-        lease: Duration::from_millis(90),
+        lease: Duration::from_millis(240),
         ..fast()
     };
     let (_dir, queue) = setup(config).await;
@@ -475,7 +475,7 @@ async fn heartbeat_keeps_a_long_job_from_being_rescued() {
         async fn run(&self, _job: &Job) -> Result<(), JobError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             self.1.notify_one();
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
             Ok(())
         }
     }
@@ -495,11 +495,11 @@ async fn heartbeat_keeps_a_long_job_from_being_rescued() {
     let other = queue.clone();
     let rival = tokio::spawn(async move {
         let mut stolen = 0;
-        for _ in 0..12 {
+        for _ in 0..8 {
             if other.claim("stamping").await.unwrap().is_some() {
                 stolen += 1;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(60)).await;
         }
         stolen
     });
@@ -538,7 +538,7 @@ async fn postgres_notify_wakes_workers_of_another_node() {
         Duration::from_secs(5),
     );
     // Let the worker node find the queue empty, go to sleep and LISTEN.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Enqueue on the web node; only PostgreSQL's NOTIFY reaches the worker.
     let mut tx = web.store().begin().await.unwrap();
