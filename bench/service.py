@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Service benchmark (issue 3): Peedy end to end through HTTP, the queue,
+storage and callbacks, against the bare engine on the same files.
+
+Measures, in one run on this machine:
+  1. upload-to-callback latency of a 1-page PDF on an idle server
+     (sequential: each upload waits for its callback), p50/p90/p99;
+  2. sustained documents per second end to end (many concurrent uploads with
+     callbacks, first upload to last callback) vs `peedy stamp` on the same
+     files in one batch process (the bare engine on every core);
+  3. the server's memory: resident set sampled during the run, and its peak.
+
+Run from the repository root:   python3 bench/service.py
+Environment: PEEDY_BIN (default: builds target/release/peedy), LATENCY_N
+(default 300), COPIES (copies of the corpus for throughput, default 20),
+CLIENTS (concurrent upload clients, default 8), LARGE_COPIES (copies of
+the large manuals fetched by bench/engine.sh, default 8).
+Only the Python standard library is used. Results go to stdout and to
+bench/out/service-results.md.
+"""
+
+import http.server
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "..", "shared", "corpus", "sample-files")
+ONE_PAGE = os.path.join(CORPUS, "001-trivial_minimal-document.pdf")
+DOC = os.path.join(ROOT, "bench", "data", "texlive-latex-recommended-doc", "usr", "share", "doc", "texlive-doc", "latex")
+# Fetched by bench/engine.sh; the large-file run is skipped without them.
+LARGE = [os.path.join(DOC, "memoir", "memman.pdf"), os.path.join(DOC, "lwarp", "lwarp.pdf")]
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        self.arrivals = {}  # document id -> arrival time
+        self.cv = threading.Condition()
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        n = int(self.headers.get("content-length", "0"))
+        body = self.rfile.read(n)
+        now = time.perf_counter()
+        m = re.search(rb'name="id"\r\n\r\n([a-z0-9]+)\r\n', body)
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"OK")
+        if m:
+            with self.server.cv:
+                self.server.arrivals.setdefault(m.group(1).decode(), now)
+                self.server.cv.notify_all()
+
+    def log_message(self, *args):
+        pass
+
+
+def multipart(files, fields):
+    boundary = uuid.uuid4().hex
+    out = []
+    for k, v in fields.items():
+        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
+    for i, (name, data) in enumerate(files):
+        out.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"; filename="{name}"\r\n'
+            f"Content-Type: application/pdf\r\n\r\n".encode()
+        )
+        out.append(data)
+        out.append(b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+def upload(base, files, callback):
+    body, ctype = multipart(files, {"watermark": "Ricky Bobby", "callback_url": callback})
+    req = urllib.request.Request(base + "/api/v1/documents", data=body, headers={"content-type": ctype})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return re.findall(r'"id":"([a-z0-9]+)"', r.read().decode())
+
+
+def rss_kb(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def wait_for(receiver, ids, deadline):
+    with receiver.cv:
+        while not all(i in receiver.arrivals for i in ids):
+            left = deadline - time.time()
+            if left <= 0:
+                raise SystemExit(f"timed out waiting for callbacks ({sum(i in receiver.arrivals for i in ids)}/{len(ids)})")
+            receiver.cv.wait(min(left, 1.0))
+
+
+def pct(values, p):
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def main():
+    bin_ = os.environ.get("PEEDY_BIN")
+    if not bin_:
+        subprocess.run(["cargo", "build", "--release", "-p", "peedy"], cwd=ROOT, check=True)
+        bin_ = os.path.join(ROOT, "target", "release", "peedy")
+    if not os.path.isdir(CORPUS):
+        raise SystemExit(f"corpus missing at {CORPUS}")
+    latency_n = int(os.environ.get("LATENCY_N", "300"))
+    copies = int(os.environ.get("COPIES", "20"))
+    clients = int(os.environ.get("CLIENTS", "8"))
+
+    corpus = sorted(
+        f for f in os.listdir(CORPUS) if f.endswith(".pdf") and not f.startswith("005-")
+    )
+    work = tempfile.mkdtemp(prefix="peedy-bench-")
+    receiver = Receiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    callback = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+
+    server = subprocess.Popen(
+        [bin_, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, "data"), "--allow-private-callbacks"],
+        stdout=subprocess.PIPE,
+        stderr=open(os.path.join(work, "server.log"), "w"),
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        m = re.search(r"http://(\S+)", line)
+        if not m:
+            raise SystemExit(f"server did not start: {line!r}")
+        base = "http://" + m.group(1)
+        one = open(ONE_PAGE, "rb").read()
+
+        # 1. Latency, one at a time on an idle server (after a warm-up).
+        for _ in range(10):
+            wait_for(receiver, upload(base, [("w.pdf", one)], callback), time.time() + 30)
+        lat = []
+        for _ in range(latency_n):
+            t0 = time.perf_counter()
+            ids = upload(base, [("one.pdf", one)], callback)
+            wait_for(receiver, ids, time.time() + 30)
+            lat.append((receiver.arrivals[ids[0]] - t0) * 1000)
+        rss_after_latency = rss_kb(server.pid, "VmRSS")
+
+        # 2. Throughput: the corpus COPIES times, CLIENTS concurrent uploaders,
+        #    three files per request; then the large manuals, if fetched.
+        runs = []
+        small = [(f, open(os.path.join(CORPUS, f), "rb").read()) for f in corpus] * copies
+        runs.append((f"{len(small)} documents ({copies}x the {len(corpus)}-file corpus)", small,
+                     [os.path.join(CORPUS, f) for f in corpus] * copies))
+        large_paths = [p for p in LARGE if os.path.exists(p)]
+        if large_paths:
+            large_copies = int(os.environ.get("LARGE_COPIES", "8"))
+            large = [(os.path.basename(p), open(p, "rb").read()) for p in large_paths] * large_copies
+            runs.append((f"{len(large)} large manuals ({large_copies}x " + ", ".join(os.path.basename(p) for p in large_paths) + ")",
+                         large, large_paths * large_copies))
+        samples = []
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                samples.append(rss_kb(server.pid, "VmRSS"))
+                time.sleep(0.2)
+
+        threading.Thread(target=sample, daemon=True).start()
+        results = []
+        for label, files, paths in runs:
+            batches = [files[i : i + 3] for i in range(0, len(files), 3)]
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                all_ids = [i for ids in pool.map(lambda b: upload(base, b, callback), batches) for i in ids]
+            wait_for(receiver, all_ids, time.time() + 900)
+            t_service = max(receiver.arrivals[i] for i in all_ids) - t0
+            results.append((label, paths, len(all_ids), t_service))
+        stop.set()
+        peak_kb = rss_kb(server.pid, "VmHWM")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    # The bare engine on the same files: one `peedy stamp` batch (all cores).
+    engine = []
+    for label, paths, n, t_service in results:
+        src = os.path.join(work, "in")
+        shutil.rmtree(src, ignore_errors=True)
+        os.makedirs(src)
+        for k, p in enumerate(paths):
+            shutil.copy(p, os.path.join(src, f"{k:04}-{os.path.basename(p)}"))
+        inputs = sorted(os.path.join(src, f) for f in os.listdir(src))
+        times = []
+        for _ in range(3):
+            out = os.path.join(work, "out")
+            shutil.rmtree(out, ignore_errors=True)
+            t = time.perf_counter()
+            subprocess.run([bin_, "stamp", *inputs, "--text", "Ricky Bobby", "-o", out + "/"], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t)
+        engine.append(statistics.median(times))
+    shutil.rmtree(work, ignore_errors=True)
+
+    cpu = "unknown"
+    try:
+        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1)
+    except (OSError, AttributeError):
+        pass
+    lines = [
+        "# Service benchmark results",
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- machine: {os.cpu_count()} cores, {cpu}, Linux {os.uname().release}",
+        f"- server: `peedy serve` on the embedded default (SQLite + blob dir), release build",
+        "",
+        f"## Upload-to-callback latency, 1-page PDF, idle server ({latency_n} sequential uploads)",
+        "",
+        "| p50 ms | p90 ms | p99 ms | max ms |",
+        "|---:|---:|---:|---:|",
+        f"| {pct(lat, 50):.1f} | {pct(lat, 90):.1f} | {pct(lat, 99):.1f} | {max(lat):.1f} |",
+        "",
+        f"## Sustained throughput: {clients} concurrent clients, 3 files per request, callbacks to a local receiver",
+        "",
+        "| files | bare engine s (`peedy stamp` batch, all cores, median of 3) | service s (upload → queue → stamp → store → callback) | engine docs/s | service docs/s | service vs engine |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[
+            f"| {label} | {te:.2f} | {ts:.2f} | {n / te:.0f} | {n / ts:.0f} | {100 * te / ts:.0f} % |"
+            for (label, _, n, ts), te in zip(results, engine)
+        ],
+        "",
+        "## Server memory",
+        "",
+        f"- resident after the latency run: {rss_after_latency / 1024:.1f} MB",
+        f"- resident during the throughput run (sampled every 0.2 s): first {samples[0] / 1024 if samples else 0:.1f} MB, "
+        f"median {statistics.median(samples) / 1024 if samples else 0:.1f} MB, last {samples[-1] / 1024 if samples else 0:.1f} MB",
+        f"- peak resident (VmHWM): {peak_kb / 1024:.1f} MB",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "out", "service-results.md"), "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
