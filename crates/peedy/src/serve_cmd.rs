@@ -30,7 +30,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Summary> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(args))?;
+    let result = runtime.block_on(serve(args));
+    // Jobs still in the engine after the grace period were handed back to
+    // the queue; don't wait for their blocking threads to finish.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result?;
     Ok(Summary {
         stamped: 0,
         failed: 0,
