@@ -16,9 +16,10 @@
 //! - **Open** until [`BreakerConfig::open_for`] has passed: deliveries are not
 //!   attempted.
 //! - **Half-open**: one trial delivery at a time; the others are still turned
-//!   away. The trial's success closes the breaker, its failure opens it again.
-//!   A trial that is abandoned (cancelled, or refused before any request was
-//!   sent) lets the next delivery try instead.
+//!   away, and told to ask again shortly (so they follow soon after a trial
+//!   that closes the breaker). The trial's success closes the breaker, its
+//!   failure opens it again. A trial that is abandoned (cancelled, or refused
+//!   before any request was sent) lets the next delivery try instead.
 //!
 //! The state machine takes the current time as an argument, so it is tested
 //! with made-up instants; [`crate::Deliverer`] passes `Instant::now()`.
@@ -105,6 +106,10 @@ struct Entry {
     failures: VecDeque<Instant>,
 }
 
+/// How soon a delivery turned away while a half-open trial is in flight may
+/// ask again (at the latest when the trial is given up on).
+const TRIAL_RECHECK: Duration = Duration::from_secs(1);
+
 /// Entries beyond this many trigger a sweep of idle ones, so a stream of
 /// one-off failing hosts cannot grow the map without bound.
 const SWEEP_ABOVE: usize = 1024;
@@ -152,9 +157,13 @@ impl Breakers {
                 trial: false,
             }),
             State::Open { until } if now < until => Err(until),
+            // Ask again shortly, not when the trial would be given up on:
+            // a trial usually answers long before its budget, and the
+            // deliveries behind it should follow as soon as it closes the
+            // breaker.
             State::HalfOpen {
                 trial: Some(give_up),
-            } if now < give_up => Err(give_up),
+            } if now < give_up => Err(give_up.min(now + TRIAL_RECHECK)),
             State::Open { .. } | State::HalfOpen { .. } => {
                 entry.state = State::HalfOpen {
                     trial: Some(now + self.trial_budget),
@@ -367,9 +376,14 @@ mod tests {
         let later = t + 60_000 * MS;
         assert_eq!(state(&b, "h:80", later), Some(BreakerState::HalfOpen));
         let trial = b.acquire("h:80", later).expect("trial");
-        // A second delivery waits for the trial, at most the trial budget.
+        // A second delivery waits for the trial: it asks again shortly, and
+        // never later than the trial budget.
         assert_eq!(
             b.acquire("h:80", later + MS).map(|_| ()),
+            Err(later + 1001 * MS)
+        );
+        assert_eq!(
+            b.acquire("h:80", later + 14_500 * MS).map(|_| ()),
             Err(later + 15_000 * MS)
         );
         b.record(trial, Health::Up, later + 100 * MS);

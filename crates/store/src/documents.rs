@@ -179,6 +179,36 @@ pub struct Document {
     pub expires_at_ms: i64,
 }
 
+// INSERT … SELECT … WHERE EXISTS: a delivery finishing after its document
+// was deleted must not fail on the foreign key.
+const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (document_id, state, attempts, webhook_id,
+         last_status, last_error, next_attempt_at, delivered_at, updated_at)
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+     WHERE EXISTS (SELECT 1 FROM documents WHERE id = $1)
+     ON CONFLICT (document_id) DO UPDATE SET
+         state = excluded.state, attempts = excluded.attempts,
+         webhook_id = excluded.webhook_id, last_status = excluded.last_status,
+         last_error = excluded.last_error,
+         next_attempt_at = excluded.next_attempt_at,
+         delivered_at = excluded.delivered_at, updated_at = excluded.updated_at";
+
+/// The [`UPSERT_DELIVERY`] query for document `$id` and state `$d`, bound
+/// (a macro: the same bindings on SQLite and PostgreSQL).
+macro_rules! upsert_delivery {
+    ($id:expr, $d:expr) => {
+        sqlx::query(UPSERT_DELIVERY)
+            .bind($id.as_str())
+            .bind(&$d.state)
+            .bind($d.attempts)
+            .bind(&$d.webhook_id)
+            .bind($d.last_status)
+            .bind($d.last_error.as_deref())
+            .bind($d.next_attempt_at_ms)
+            .bind($d.delivered_at_ms)
+            .bind(now_ms())
+    };
+}
+
 const SELECT_DOCUMENT: &str = "\
 SELECT d.id, d.filename, d.status, d.watermark_id, d.input_sha256, d.input_size,
        d.update_sha256, d.output_sha256, d.output_size, d.output_is_rewrite,
@@ -385,31 +415,22 @@ impl Store {
     /// replace). Does nothing if the document is gone.
     pub async fn set_delivery(&self, id: &DocumentId, d: &DeliveryState) -> Result<()> {
         on_db!(self.db(), pool => {
-            // INSERT … SELECT … WHERE EXISTS: a delivery finishing after its
-            // document was deleted must not fail on the foreign key.
-            sqlx::query(
-                "INSERT INTO deliveries (document_id, state, attempts, webhook_id, last_status,
-                     last_error, next_attempt_at, delivered_at, updated_at)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
-                 WHERE EXISTS (SELECT 1 FROM documents WHERE id = $1)
-                 ON CONFLICT (document_id) DO UPDATE SET
-                     state = excluded.state, attempts = excluded.attempts,
-                     webhook_id = excluded.webhook_id, last_status = excluded.last_status,
-                     last_error = excluded.last_error,
-                     next_attempt_at = excluded.next_attempt_at,
-                     delivered_at = excluded.delivered_at, updated_at = excluded.updated_at",
-            )
-            .bind(id.as_str())
-            .bind(&d.state)
-            .bind(d.attempts)
-            .bind(&d.webhook_id)
-            .bind(d.last_status)
-            .bind(d.last_error.as_deref())
-            .bind(d.next_attempt_at_ms)
-            .bind(d.delivered_at_ms)
-            .bind(now_ms())
-            .execute(pool)
-            .await?;
+            upsert_delivery!(id, d).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// [`set_delivery`](Self::set_delivery) inside the caller's transaction:
+    /// commit it together with the callback job, so the job cannot run (and
+    /// record its outcome) before this state is written.
+    pub async fn set_delivery_in(
+        &self,
+        tx: &mut Tx,
+        id: &DocumentId,
+        d: &DeliveryState,
+    ) -> Result<()> {
+        on_tx!(tx, conn => {
+            upsert_delivery!(id, d).execute(conn).await?;
         });
         Ok(())
     }

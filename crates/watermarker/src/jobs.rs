@@ -65,7 +65,6 @@ impl Watermarker {
                 None,
             )
             .await?;
-        tx.commit().await?;
         let pending = DeliveryState {
             state: "pending".into(),
             attempts: 0,
@@ -75,7 +74,13 @@ impl Watermarker {
             next_attempt_at_ms: Some(now_ms()),
             delivered_at_ms: None,
         };
-        self.store.set_delivery(&doc.id, &pending).await?;
+        // In the job's transaction: once committed, a callback worker may
+        // claim the job at once, and what it records ("delivering",
+        // "delivered") must not be overwritten by a later "pending".
+        self.store
+            .set_delivery_in(&mut tx, &doc.id, &pending)
+            .await?;
+        tx.commit().await?;
         self.queue.notify(CALLBACK_QUEUE);
         Ok(())
     }

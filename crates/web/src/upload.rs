@@ -202,13 +202,26 @@ async fn read_parts(
                 format!("At most {} files per request", state.config.max_files),
             ));
         }
-        let rest = field.map_err(std::io::Error::other);
+        let rest = field.map_err(|e| std::io::Error::other(BodyError(e.to_string())));
         let body = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from(head))])
             .chain(rest);
         let reader = StreamReader::new(body);
         let (sha256, size) = blobs
             .put_reader(reader, state.config.max_upload_bytes)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // The request body broke off or is not valid multipart: the
+                // client's problem, not the blob store's.
+                peedy_store::Error::Io(io)
+                    if io.get_ref().is_some_and(|inner| inner.is::<BodyError>()) =>
+                {
+                    ApiError::bad_request(
+                        "malformed_multipart",
+                        format!("The upload is malformed: {io}"),
+                    )
+                }
+                other => other.into(),
+            })?;
         uploads.push(Upload {
             filename: sanitize_filename(filename.as_deref()),
             sha256,
@@ -216,6 +229,19 @@ async fn read_parts(
         });
     }
 }
+
+/// An error reading the request body while a part streams to the blob
+/// store, told apart from the store's own I/O errors.
+#[derive(Debug)]
+struct BodyError(String);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
 
 fn missing_watermark() -> ApiError {
     ApiError::bad_request(
