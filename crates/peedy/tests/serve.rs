@@ -9,6 +9,7 @@
 //! shared corpus (`../shared/corpus` beside the repository); either missing is
 //! a loud failure.
 
+mod fixture;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
