@@ -189,9 +189,8 @@ impl Handler for StampHandler {
             report.pages,
             elapsed.as_secs_f64() * 1000.0
         );
-        let Some(doc) = w.store.document(&id).await.map_err(transient)? else {
-            return Ok(());
-        };
+        // The document as loaded at the start of this run: its delivery is
+        // still unset unless an earlier run already queued the callback.
         w.queue_callback(&doc).await.map_err(transient)
     }
 
