@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{Error, Result};
 
@@ -21,6 +21,18 @@ const TMP_DIR: &str = "tmp";
 const TMP_SUFFIX: &str = ".part";
 /// Read size while streaming an upload to disk.
 const CHUNK: usize = 64 * 1024;
+/// Bytes gathered before one blocking write.
+const BATCH: usize = 1 << 20;
+
+/// Runs file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(Error::Io(std::io::Error::other(e))),
+    }
+}
 
 /// The blob directory. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -92,14 +104,21 @@ impl BlobStore {
             "{}{TMP_SUFFIX}",
             to_hex(&rand::random::<[u8; 16]>())
         ));
-        let mut guard = TempGuard(Some(tmp_path.clone()));
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .await?;
+        let guard = TempGuard(Some(tmp_path.clone()));
+        let open_path = tmp_path.clone();
+        let mut file = blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&open_path)
+        })
+        .await?;
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
+        // Bytes are gathered into large batches, each written by one trip
+        // to the blocking pool: a trip per network chunk made context
+        // switches the largest cost of an upload.
+        let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
         let mut buf = vec![0u8; CHUNK];
         loop {
             let n = reader.read(&mut buf).await?;
@@ -111,29 +130,85 @@ impl BlobStore {
                 return Err(Error::TooLarge { limit });
             }
             hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).await?;
+            batch.extend_from_slice(&buf[..n]);
+            if batch.len() >= BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                file = blocking(move || {
+                    use std::io::Write as _;
+                    let mut file = file;
+                    file.write_all(&full)?;
+                    Ok(file)
+                })
+                .await?;
+            }
         }
-        // Durable before any database row can point at it.
-        file.sync_all().await?;
-        drop(file);
         let sha = to_hex(&hasher.finalize());
-        let dest = self.path(&sha)?;
-        if tokio::fs::try_exists(&dest).await? {
-            self.touch(&dest).await;
-            return Ok((sha, size));
-        }
-        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::rename(&tmp_path, &dest).await?;
-        guard.0 = None;
-        // The rename itself must survive a power loss too.
-        tokio::fs::File::open(&dir).await?.sync_all().await?;
+        self.finish(file, batch, guard, &sha).await?;
         Ok((sha, size))
     }
 
+    /// Writes the last bytes, makes the file durable and renames it into
+    /// place as blob `sha` (or keeps an existing copy), in one trip to the
+    /// blocking pool.
+    async fn finish(
+        &self,
+        file: std::fs::File,
+        rest: Vec<u8>,
+        mut guard: TempGuard,
+        sha: &str,
+    ) -> Result<()> {
+        let dest = self.path(sha)?;
+        let tmp = guard.0.clone();
+        let root = self.root.clone();
+        let existed = blocking(move || {
+            use std::io::Write as _;
+            let mut file = file;
+            file.write_all(&rest)?;
+            // Durable before any database row can point at it.
+            file.sync_all()?;
+            drop(file);
+            if dest.try_exists()? {
+                // Refresh the mtime, which protects it from a concurrent delete.
+                let _ = std::fs::File::open(&dest).and_then(|f| f.set_modified(SystemTime::now()));
+                return Ok(true);
+            }
+            let dir = dest.parent().unwrap_or(&root).to_path_buf();
+            std::fs::create_dir_all(&dir)?;
+            if let Some(tmp) = &tmp {
+                std::fs::rename(tmp, &dest)?;
+            }
+            // The rename itself must survive a power loss too.
+            std::fs::File::open(&dir)?.sync_all()?;
+            Ok(false)
+        })
+        .await?;
+        if !existed {
+            guard.0 = None;
+        }
+        Ok(())
+    }
+
     /// Stores `bytes` (see [`put_reader`](Self::put_reader)); no size limit.
+    /// Hashing and writing happen in one trip to the blocking pool.
     pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64)> {
-        self.put_reader(bytes, u64::MAX).await
+        let tmp_path = self.root.join(TMP_DIR).join(format!(
+            "{}{TMP_SUFFIX}",
+            to_hex(&rand::random::<[u8; 16]>())
+        ));
+        let guard = TempGuard(Some(tmp_path.clone()));
+        let owned = bytes.to_vec();
+        let (file, sha, owned) = blocking(move || {
+            let sha = to_hex(&Sha256::digest(&owned));
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp_path)?;
+            Ok((file, sha, owned))
+        })
+        .await?;
+        let size = owned.len() as u64;
+        self.finish(file, owned, guard, &sha).await?;
+        Ok((sha, size))
     }
 
     /// Where the blob `sha256` lives (whether or not it exists). Rejects
@@ -218,18 +293,6 @@ impl BlobStore {
             }
         }
         Ok(removed)
-    }
-
-    /// Refreshes a blob's mtime (best effort).
-    async fn touch(&self, path: &Path) {
-        let path = path.to_path_buf();
-        let touched = tokio::task::spawn_blocking(move || {
-            std::fs::File::open(&path)?.set_modified(SystemTime::now())
-        })
-        .await;
-        if !matches!(touched, Ok(Ok(()))) {
-            tracing::warn!("could not refresh a blob's mtime");
-        }
     }
 }
 
