@@ -8,12 +8,15 @@ Measures, in one run on this machine:
   2. sustained documents per second end to end (many concurrent uploads with
      callbacks, first upload to last callback) vs `peedy stamp` on the same
      files in one batch process (the bare engine on every core);
-  3. the server's memory: resident set sampled during the run, and its peak.
+  3. the server's memory: resident set sampled during the run, after each
+     round of a soak (the same mixed set uploaded again and again), and its
+     peak.
 
 Run from the repository root:   python3 bench/service.py
 Environment: PEEDY_BIN (default: builds target/release/peedy), LATENCY_N
 (default 300), COPIES (copies of the corpus for throughput, default 20),
-CLIENTS (concurrent upload clients, default 8), LARGE_COPIES (copies of
+CLIENTS (concurrent upload clients, default 8), SOAK_ROUNDS (default 6),
+LARGE_COPIES (copies of
 the large manuals fetched by bench/engine.sh, default 8).
 Only the Python standard library is used. Results go to stdout and to
 bench/out/service-results.md.
@@ -204,6 +207,18 @@ def main():
             cpu = cpu_secs(server.pid) - cpu0
             results.append((label, paths, len(all_ids), t_service, cpu))
         stop.set()
+
+        # 3. Soak: the same mixed set again and again; resident size after
+        #    each round tells flat from creeping.
+        soak = []
+        mixed = (runs[-1][1] if len(runs) > 1 else []) + small[: len(corpus) * 5]
+        for _ in range(int(os.environ.get("SOAK_ROUNDS", "6"))):
+            batches = [mixed[i : i + 3] for i in range(0, len(mixed), 3)]
+            with ThreadPoolExecutor(clients) as pool:
+                ids = [i for r in pool.map(lambda b: upload(base, b, callback), batches) for i in r]
+            wait_for(receiver, ids, time.time() + 900)
+            time.sleep(0.5)
+            soak.append(rss_kb(server.pid, "VmRSS"))
         peak_kb = rss_kb(server.pid, "VmHWM")
     finally:
         server.terminate()
@@ -267,6 +282,8 @@ def main():
         f"- resident after the latency run: {rss_after_latency / 1024:.1f} MB",
         f"- resident during the throughput run (sampled every 0.2 s): first {samples[0] / 1024 if samples else 0:.1f} MB, "
         f"median {statistics.median(samples) / 1024 if samples else 0:.1f} MB, last {samples[-1] / 1024 if samples else 0:.1f} MB",
+        f"- soak, {len(soak)} rounds of {len(mixed)} documents (the large manuals and 5x the corpus): resident after each round "
+        + ", ".join(f"{kb / 1024:.0f}" for kb in soak) + " MB",
         f"- peak resident (VmHWM): {peak_kb / 1024:.1f} MB",
     ]
     text = "\n".join(lines) + "\n"
