@@ -119,17 +119,8 @@ pub async fn download_document(
     {
         h.insert(header::CONTENT_LENGTH, len);
     }
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        doc.filename.replace(['"', '\\'], "_")
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(&doc.filename)) {
         h.insert(header::CONTENT_DISPOSITION, v);
-    } else {
-        h.insert(
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("attachment; filename=\"document.pdf\""),
-        );
     }
     if let Some(etag) = doc
         .output_sha256
@@ -139,6 +130,34 @@ pub async fn download_document(
         h.insert(header::ETAG, etag);
     }
     Ok(res)
+}
+
+/// `attachment` with the stored (sanitized) filename: an ASCII `filename`
+/// for every client and, when the name is not plain ASCII, a UTF-8
+/// `filename*` (RFC 6266) that modern clients prefer.
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if ascii == name {
+        return format!("attachment; filename=\"{ascii}\"");
+    }
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 /// `DELETE /api/v1/documents/{id}`: removes the document and its blobs.
@@ -151,5 +170,22 @@ pub async fn delete_document(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_disposition;
+
+    #[test]
+    fn disposition_keeps_unicode_names() {
+        assert_eq!(
+            content_disposition("Book (1).pdf"),
+            "attachment; filename=\"Book (1).pdf\""
+        );
+        assert_eq!(
+            content_disposition("Straße.pdf"),
+            "attachment; filename=\"Stra_e.pdf\"; filename*=UTF-8''Stra%C3%9Fe.pdf"
+        );
     }
 }
