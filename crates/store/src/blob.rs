@@ -40,8 +40,8 @@ pub struct BlobStore {
     root: Arc<PathBuf>,
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes` (how blob hashes are written).
+pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {

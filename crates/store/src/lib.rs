@@ -41,7 +41,7 @@ mod documents;
 mod error;
 mod ids;
 
-pub use blob::{BLOB_DIR, BlobStore};
+pub use blob::{BLOB_DIR, BlobStore, to_hex};
 pub use db::{Db, DbRow, Tx};
 pub use documents::{DeliveryState, DocStatus, Document, Done, NewDocument};
 pub use error::{Error, Result};

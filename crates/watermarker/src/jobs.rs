@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use peedy_callbacks::{Delivery, Outcome};
 use peedy_queue::{Handler, Job, JobError};
 use peedy_stamp::Stamped;
-use peedy_store::{DeliveryState, DocStatus, Document, DocumentId, Done, now_ms};
+use peedy_store::{DeliveryState, DocStatus, Document, DocumentId, Done, now_ms, to_hex};
 use sha2::{Digest, Sha256};
 
 use crate::{CALLBACK_QUEUE, Error, Payload, Watermarker, webhook_id};
@@ -131,7 +131,7 @@ impl Handler for StampHandler {
                     Stamped::Rewritten { bytes, .. } => hash.update(bytes),
                 }
                 let len = stamped.output_len(&input);
-                Ok::<_, peedy_stamp::StampError>((stamped, hex(&hash.finalize()), len))
+                Ok::<_, peedy_stamp::StampError>((stamped, to_hex(&hash.finalize()), len))
             }))
         })
         .await;
@@ -361,14 +361,4 @@ impl Handler for CallbackHandler {
             tracing::error!(document_id = %id, "could not record the delivery failure: {e}");
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }

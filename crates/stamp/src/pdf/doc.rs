@@ -333,7 +333,7 @@ impl<'a> Document<'a> {
             }
         }
         // An xref stream.
-        let r = p.indirect_header().ok_or(SyntaxError {
+        p.indirect_header().ok_or(SyntaxError {
             pos: off,
             what: "no xref at startxref",
         })?;
@@ -415,7 +415,6 @@ impl<'a> Document<'a> {
                 self.set_entry(num, entry);
             }
         }
-        let _ = r;
         Ok(dict)
     }
 
@@ -675,16 +674,15 @@ impl<'a> Document<'a> {
                 let Some(&(num, off)) = stm.index.get(index as usize) else {
                     return Ok(None);
                 };
-                let (num, off) = if num == r.num {
-                    (num, off)
+                let off = if num == r.num {
+                    off
                 } else {
                     // Index mismatch: look the object up by number.
                     match stm.index.iter().find(|(n, _)| *n == r.num) {
-                        Some(&x) => x,
+                        Some(&(_, o)) => o,
                         None => return Ok(None),
                     }
                 };
-                let _ = num;
                 let mut p = Parser::new(&stm.data, off, self.limits.max_depth);
                 match p.object() {
                     Ok(obj) => Ok(Some(Loaded {
