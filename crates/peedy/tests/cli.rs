@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use tempfile::TempDir;
 
 mod fixture;
-use fixture::tiny_pdf;
+use fixture::{corpus, corpus_file, tiny_pdf};
 
 // ---------------------------------------------------------------- helpers
 
@@ -60,39 +60,6 @@ fn assert_exit(out: &Output, code: i32) {
         out.status.code(),
         stderr(out)
     );
-}
-
-/// The shared corpus of real PDFs, or a failure saying where it should be.
-fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/sample-files");
-    assert!(
-        dir.is_dir(),
-        "the shared PDF corpus is missing: expected it at {} (shared/corpus/sample-files \
-         beside the repository; see shared/corpus/README.md)",
-        dir.display()
-    );
-    dir.canonicalize().expect("canonicalize the corpus path")
-}
-
-/// The corpus file whose name starts with `prefix` (e.g. "005-").
-fn corpus_file(prefix: &str) -> PathBuf {
-    let dir = corpus();
-    let mut found: Vec<PathBuf> = fs::read_dir(&dir)
-        .expect("read corpus dir")
-        .map(|e| e.expect("corpus entry").path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".pdf"))
-        })
-        .collect();
-    found.sort();
-    assert_eq!(
-        found.len(),
-        1,
-        "expected one corpus file starting with {prefix}: {found:?}"
-    );
-    found.remove(0)
 }
 
 fn corpus_pdfs() -> Vec<PathBuf> {

@@ -71,37 +71,7 @@ impl Deadline {
 
 pub use crate::fixture::tiny_pdf;
 
-/// The shared corpus of real PDFs, or a failure saying where it should be.
-pub fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/sample-files");
-    assert!(
-        dir.is_dir(),
-        "the shared PDF corpus is missing: expected it at {} (shared/corpus/sample-files \
-         beside the repository; see shared/corpus/README.md)",
-        dir.display()
-    );
-    dir.canonicalize().expect("canonicalize the corpus path")
-}
-
-/// The corpus file whose name starts with `prefix` (e.g. "005-").
-pub fn corpus_file(prefix: &str) -> PathBuf {
-    let mut found: Vec<PathBuf> = fs::read_dir(corpus())
-        .expect("read corpus dir")
-        .map(|e| e.expect("corpus entry").path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".pdf"))
-        })
-        .collect();
-    found.sort();
-    assert_eq!(
-        found.len(),
-        1,
-        "expected one corpus file starting with {prefix}: {found:?}"
-    );
-    found.remove(0)
-}
+pub use crate::fixture::corpus_file;
 
 /// SHA-256 as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
