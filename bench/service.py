@@ -22,6 +22,7 @@ Only the Python standard library is used. Results go to stdout and to
 bench/out/service-results.md.
 """
 
+import http.client
 import http.server
 import os
 import re
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
+import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,6 +55,9 @@ class Receiver(http.server.ThreadingHTTPServer):
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    # Keep-alive, as a real receiver would: Peedy's client pools connections.
+    protocol_version = "HTTP/1.1"
+
     def do_POST(self):
         n = int(self.headers.get("content-length", "0"))
         body = self.rfile.read(n)
@@ -88,11 +92,30 @@ def multipart(files, fields):
     return b"".join(out), f"multipart/form-data; boundary={boundary}"
 
 
+_conns = threading.local()
+
+
 def upload(base, files, callback):
+    """POSTs one multipart upload on this thread's keep-alive connection."""
     body, ctype = multipart(files, {"watermark": "Ricky Bobby", "callback_url": callback})
-    req = urllib.request.Request(base + "/api/v1/documents", data=body, headers={"content-type": ctype})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        return re.findall(r'"id":"([a-z0-9]+)"', r.read().decode())
+    host = urllib.parse.urlsplit(base).netloc
+    for attempt in range(2):
+        conn = getattr(_conns, host, None)
+        if conn is None:
+            conn = http.client.HTTPConnection(host, timeout=120)
+            setattr(_conns, host, conn)
+        try:
+            conn.request("POST", "/api/v1/documents", body=body, headers={"content-type": ctype})
+            r = conn.getresponse()
+            text = r.read().decode()
+            if r.status != 200:
+                raise SystemExit(f"upload answered {r.status}: {text}")
+            return re.findall(r'"id":"([a-z0-9]+)"', text)
+        except (http.client.HTTPException, ConnectionError):
+            conn.close()
+            setattr(_conns, host, None)
+            if attempt:
+                raise
 
 
 def rss_kb(pid, field):

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -48,7 +49,34 @@ pub struct Job {
     /// while the job is still held under this token (fencing against a
     /// worker whose lease expired meanwhile).
     pub lease_token: i64,
+    /// Set once [`Queue::complete_in`] deleted the job inside the handler's
+    /// transaction, so the worker does not complete it a second time.
+    pub(crate) completed: CompletedFlag,
 }
+
+/// Whether a handler already completed its job (see [`Queue::complete_in`]).
+/// Shared by the clones of one claimed job; ignored by `==` (it is
+/// bookkeeping, not part of what the job is).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CompletedFlag(Arc<AtomicBool>);
+
+impl CompletedFlag {
+    pub(crate) fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+impl PartialEq for CompletedFlag {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CompletedFlag {}
 
 impl Job {
     /// True when this attempt is the last one allowed.
@@ -243,6 +271,10 @@ macro_rules! claim_sql {
 const CLAIM_SQLITE: &str = claim_sql!("");
 const CLAIM_POSTGRES: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
 
+/// Completing a job deletes it, fenced by its claim's token.
+const COMPLETE_SQL: &str =
+    "DELETE FROM jobs WHERE id = $1 AND lock_token = $2 AND state = 'running'";
+
 /// The top-level `"document_id"` string of a JSON payload, if any.
 fn document_id_of(payload: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(payload).ok()?;
@@ -379,6 +411,7 @@ impl Queue {
                         max_attempts: row.i32("max_attempts")?,
                         created_at_ms: row.i64("created_at")?,
                         lease_token: token,
+                        completed: CompletedFlag::default(),
                     },
                     row.string("state")?,
                 )),
@@ -431,13 +464,35 @@ impl Queue {
     /// the job (see [`heartbeat`](Self::heartbeat)).
     pub async fn complete(&self, job: &Job) -> Result<bool> {
         let done = on_db!(self.store().db(), pool => {
-            sqlx::query("DELETE FROM jobs WHERE id = $1 AND lock_token = $2 AND state = 'running'")
+            sqlx::query(COMPLETE_SQL)
                 .bind(job.id.0)
                 .bind(job.lease_token)
                 .execute(pool)
                 .await?
                 .rows_affected()
         });
+        Ok(done == 1)
+    }
+
+    /// [`complete`](Self::complete) inside the caller's transaction, so a
+    /// handler can record its result and finish its job atomically (one
+    /// commit instead of two, and no window in which the result is saved but
+    /// the job still runs). Returns false if this claim had lost the job;
+    /// then roll back. Once it returned true, `run_workers` does not complete
+    /// the job again when the handler returns `Ok` (if the caller's commit
+    /// then fails, the handler must return an error: the job is retried).
+    pub async fn complete_in(&self, tx: &mut Tx, job: &Job) -> Result<bool> {
+        let done = on_tx!(tx, conn => {
+            sqlx::query(COMPLETE_SQL)
+                .bind(job.id.0)
+                .bind(job.lease_token)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        if done == 1 {
+            job.completed.set();
+        }
         Ok(done == 1)
     }
 

@@ -274,6 +274,7 @@ async fn run_job(queue: &Queue, handler: Arc<dyn Handler>, job: Job, handback: &
 
     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match joined {
+        Ok(Ok(())) if job.completed.get() => tracing::info!(ms, "job done"),
         Ok(Ok(())) => match queue.complete(&job).await {
             Ok(true) => tracing::info!(ms, "job done"),
             Ok(false) => tracing::warn!(ms, "job finished after its lease was lost"),

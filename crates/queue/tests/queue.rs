@@ -459,6 +459,7 @@ async fn deleting_a_document_deletes_its_jobs() {
                 watermark_id,
                 input_sha256: sha,
                 input_size: size as i64,
+                input_hash_state: None,
                 callback_url: None,
                 request_id: None,
                 expires_at_ms: now_ms() + 60_000,
@@ -495,4 +496,34 @@ async fn enqueue_is_part_of_the_callers_transaction() {
     tx.rollback().await.unwrap();
     assert!(queue.job_info(id).await.unwrap().is_none());
     assert!(queue.claim("q").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn complete_in_is_part_of_the_callers_transaction() {
+    let (_dir, queue) = setup(short_lease()).await;
+    let id = enqueue(&queue, "q", "{}", 3, None).await;
+    let job = run(queue.claim("q").await.unwrap());
+
+    // Rolled back: the job is still running and can be completed later.
+    let mut tx = queue.store().begin().await.unwrap();
+    assert!(queue.complete_in(&mut tx, &job).await.unwrap());
+    tx.rollback().await.unwrap();
+    assert_eq!(queue.job_info(id).await.unwrap().unwrap().state, "running");
+
+    // Committed: gone.
+    let mut tx = queue.store().begin().await.unwrap();
+    assert!(queue.complete_in(&mut tx, &job).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(queue.job_info(id).await.unwrap(), None);
+
+    // A claim whose lease expired and was taken over cannot complete it.
+    let id = enqueue(&queue, "q", "{}", 3, None).await;
+    let stale = run(queue.claim("q").await.unwrap());
+    lease_expires().await;
+    let current = run(queue.claim("q").await.unwrap());
+    let mut tx = queue.store().begin().await.unwrap();
+    assert!(!queue.complete_in(&mut tx, &stale).await.unwrap());
+    assert!(queue.complete_in(&mut tx, &current).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(queue.job_info(id).await.unwrap(), None);
 }

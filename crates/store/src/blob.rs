@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::{Error, Result};
+use crate::{Error, Result, ResumableSha256};
 
 /// Name of the blob directory inside the data directory.
 pub const BLOB_DIR: &str = "blobs";
@@ -32,6 +32,17 @@ async fn blocking<T: Send + 'static>(
         Ok(r) => Ok(r?),
         Err(e) => Err(Error::Io(std::io::Error::other(e))),
     }
+}
+
+/// A blob just stored by [`BlobStore::put_reader_resumable`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Hex SHA-256 of the bytes (the blob's name).
+    pub sha256: String,
+    /// Their length.
+    pub size: u64,
+    /// [`ResumableSha256::state`] after the bytes.
+    pub hash_state: String,
 }
 
 /// The blob directory. Cheap to clone.
@@ -97,9 +108,22 @@ impl BlobStore {
     /// [`Store::delete_document`](crate::Store::delete_document)).
     pub async fn put_reader(
         &self,
-        mut reader: impl AsyncRead + Unpin,
+        reader: impl AsyncRead + Unpin,
         limit: u64,
     ) -> Result<(String, u64)> {
+        let put = self.put_reader_resumable(reader, limit).await?;
+        Ok((put.sha256, put.size))
+    }
+
+    /// [`put_reader`](Self::put_reader), also returning the hash state at the
+    /// end of the bytes, from which the hash of these bytes followed by more
+    /// can be computed without reading them again (see
+    /// [`ResumableSha256`](crate::ResumableSha256)).
+    pub async fn put_reader_resumable(
+        &self,
+        mut reader: impl AsyncRead + Unpin,
+        limit: u64,
+    ) -> Result<StoredBlob> {
         let tmp_path = self.root.join(TMP_DIR).join(format!(
             "{}{TMP_SUFFIX}",
             to_hex(&rand::random::<[u8; 16]>())
@@ -113,15 +137,20 @@ impl BlobStore {
                 .open(&open_path)
         })
         .await?;
-        let mut hasher = Sha256::new();
+        let mut hasher = ResumableSha256::new();
         let mut size: u64 = 0;
         // Bytes are gathered into large batches, each written by one trip
         // to the blocking pool: a trip per network chunk made context
         // switches the largest cost of an upload.
-        let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
-        let mut buf = vec![0u8; CHUNK];
+        // Network chunks are read straight into the batch (no copy through
+        // a small buffer) and hashed there.
+        let mut batch: Vec<u8> = Vec::with_capacity(BATCH + CHUNK);
         loop {
-            let n = reader.read(&mut buf).await?;
+            let before = batch.len();
+            let n = (&mut reader)
+                .take(CHUNK as u64)
+                .read_buf(&mut batch)
+                .await?;
             if n == 0 {
                 break;
             }
@@ -129,10 +158,9 @@ impl BlobStore {
             if size > limit {
                 return Err(Error::TooLarge { limit });
             }
-            hasher.update(&buf[..n]);
-            batch.extend_from_slice(&buf[..n]);
+            hasher.update(&batch[before..]);
             if batch.len() >= BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + CHUNK));
                 file = blocking(move || {
                     use std::io::Write as _;
                     let mut file = file;
@@ -142,9 +170,14 @@ impl BlobStore {
                 .await?;
             }
         }
-        let sha = to_hex(&hasher.finalize());
-        self.finish(file, batch, guard, &sha).await?;
-        Ok((sha, size))
+        let hash_state = hasher.state();
+        let sha256 = to_hex(&hasher.finalize());
+        self.finish(file, batch, guard, &sha256).await?;
+        Ok(StoredBlob {
+            sha256,
+            size,
+            hash_state,
+        })
     }
 
     /// Writes the last bytes, makes the file durable and renames it into

@@ -80,6 +80,9 @@ pub struct NewDocument {
     pub input_sha256: String,
     /// Input size in bytes.
     pub input_size: i64,
+    /// [`ResumableSha256::state`](crate::ResumableSha256::state) at the end
+    /// of the input, if known (lets the output hash skip the input).
+    pub input_hash_state: Option<String>,
     /// Where to deliver the result, if the client asked for a callback.
     pub callback_url: Option<String>,
     /// The id of the request that uploaded it, for log correlation.
@@ -144,6 +147,8 @@ pub struct Document {
     pub input_sha256: String,
     /// Input size in bytes.
     pub input_size: i64,
+    /// SHA-256 state at the end of the input (see [`NewDocument`]).
+    pub input_hash_state: Option<String>,
     /// Blob of the appended update, when done incrementally.
     pub update_sha256: Option<String>,
     /// SHA-256 of the whole output (a blob of its own only when
@@ -209,19 +214,80 @@ macro_rules! upsert_delivery {
     };
 }
 
-const SELECT_DOCUMENT: &str = "\
-SELECT d.id, d.filename, d.status, d.watermark_id, d.input_sha256, d.input_size,
-       d.update_sha256, d.output_sha256, d.output_size, d.output_is_rewrite,
-       d.pages, d.stamped_pages, d.error_code, d.error_detail, d.callback_url,
-       d.request_id, d.created_at, d.started_at, d.finished_at, d.stamp_ms,
-       d.expires_at,
+/// The document columns [`decode_document`] reads, as `$prefix.column`.
+macro_rules! document_columns {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "filename, ",
+            $p,
+            "status, ",
+            $p,
+            "watermark_id, ",
+            $p,
+            "input_sha256, ",
+            $p,
+            "input_size, ",
+            $p,
+            "input_hash_state, ",
+            $p,
+            "update_sha256, ",
+            $p,
+            "output_sha256, ",
+            $p,
+            "output_size, ",
+            $p,
+            "output_is_rewrite, ",
+            $p,
+            "pages, ",
+            $p,
+            "stamped_pages, ",
+            $p,
+            "error_code, ",
+            $p,
+            "error_detail, ",
+            $p,
+            "callback_url, ",
+            $p,
+            "request_id, ",
+            $p,
+            "created_at, ",
+            $p,
+            "started_at, ",
+            $p,
+            "finished_at, ",
+            $p,
+            "stamp_ms, ",
+            $p,
+            "expires_at"
+        )
+    };
+}
+
+const SELECT_DOCUMENT: &str = concat!(
+    "SELECT ",
+    document_columns!("d."),
+    ",
        v.state AS delivery_state, v.attempts AS delivery_attempts,
        v.webhook_id AS delivery_webhook_id, v.last_status AS delivery_last_status,
        v.last_error AS delivery_last_error,
        v.next_attempt_at AS delivery_next_attempt_at,
        v.delivered_at AS delivery_delivered_at
 FROM documents d LEFT JOIN deliveries v ON v.document_id = d.id
-WHERE d.id = $1";
+WHERE d.id = $1"
+);
+
+/// Starts (or restarts) stamping a document that is queued or running, and
+/// returns it — one statement instead of a read and a write per job.
+const START_STAMPING: &str = concat!(
+    "UPDATE documents SET status = 'running', started_at = $1
+     WHERE id = $2 AND status IN ('queued', 'running')
+     RETURNING ",
+    document_columns!(""),
+    ", NULL AS delivery_state"
+);
 
 fn decode_document(row: &impl DbRow) -> Result<Document> {
     let delivery = match row.opt_string("delivery_state")? {
@@ -244,6 +310,7 @@ fn decode_document(row: &impl DbRow) -> Result<Document> {
         watermark_id: WatermarkId(row.i64("watermark_id")?),
         input_sha256: row.string("input_sha256")?,
         input_size: row.i64("input_size")?,
+        input_hash_state: row.opt_string("input_hash_state")?,
         update_sha256: row.opt_string("update_sha256")?,
         output_sha256: row.opt_string("output_sha256")?,
         output_size: row.opt_i64("output_size")?,
@@ -321,8 +388,9 @@ impl Store {
         on_tx!(tx, conn => {
             sqlx::query(
                 "INSERT INTO documents (id, filename, status, watermark_id, input_sha256,
-                     input_size, callback_url, request_id, created_at, expires_at)
-                 VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9)",
+                     input_size, callback_url, request_id, created_at, expires_at,
+                     input_hash_state)
+                 VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(doc.id.as_str())
             .bind(&doc.filename)
@@ -333,6 +401,7 @@ impl Store {
             .bind(doc.request_id.as_deref())
             .bind(now)
             .bind(doc.expires_at_ms)
+            .bind(doc.input_hash_state.as_deref())
             .execute(conn)
             .await?;
         });
@@ -349,27 +418,40 @@ impl Store {
         })
     }
 
-    /// Records that stamping (re)started: status `running`, `started_at` now.
-    /// A document already `done` stays done (a job re-run after its worker
-    /// died produces the same output).
-    pub async fn mark_running(&self, id: &DocumentId) -> Result<()> {
+    /// Records that stamping (re)started — status `running`, `started_at`
+    /// now — and returns the document (without its delivery state, which a
+    /// document not yet done does not have). `None` if it is not queued or
+    /// running: a document already `done` stays done (a job re-run after its
+    /// worker died produces the same output), a failed one stays failed, a
+    /// deleted one is gone; read it with [`document`](Self::document) to
+    /// tell which.
+    pub async fn mark_running(&self, id: &DocumentId) -> Result<Option<Document>> {
         on_db!(self.db(), pool => {
-            sqlx::query(
-                "UPDATE documents SET status = 'running', started_at = $1
-                 WHERE id = $2 AND status IN ('queued', 'running')",
-            )
-            .bind(now_ms())
-            .bind(id.as_str())
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+            match sqlx::query(START_STAMPING)
+                .bind(now_ms())
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(row) => decode_document(&row).map(Some),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Records the stamped result: status `done`, `finished_at` now, clears
     /// any earlier error.
     pub async fn mark_done(&self, id: &DocumentId, done: &Done) -> Result<()> {
-        on_db!(self.db(), pool => {
+        let mut tx = self.begin().await?;
+        self.mark_done_in(&mut tx, id, done).await?;
+        tx.commit().await
+    }
+
+    /// [`mark_done`](Self::mark_done) inside the caller's transaction (the
+    /// stamping job commits it with the callback's job and its own
+    /// completion).
+    pub async fn mark_done_in(&self, tx: &mut Tx, id: &DocumentId, done: &Done) -> Result<()> {
+        on_tx!(tx, conn => {
             sqlx::query(
                 "UPDATE documents SET status = 'done', pages = $1, stamped_pages = $2,
                      update_sha256 = $3, output_sha256 = $4, output_size = $5,
@@ -386,7 +468,7 @@ impl Store {
             .bind(done.stamp_ms)
             .bind(now_ms())
             .bind(id.as_str())
-            .execute(pool)
+            .execute(conn)
             .await?;
         });
         Ok(())

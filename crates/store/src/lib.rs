@@ -21,6 +21,7 @@
 //!         watermark_id,
 //!         input_sha256: sha,
 //!         input_size: size as i64,
+//!         input_hash_state: None,
 //!         callback_url: None,
 //!         request_id: None,
 //!         expires_at_ms: now_ms() + 86_400_000,
@@ -40,12 +41,14 @@ mod db;
 mod documents;
 mod error;
 mod ids;
+mod sha;
 
-pub use blob::{BLOB_DIR, BlobStore, to_hex};
+pub use blob::{BLOB_DIR, BlobStore, StoredBlob, to_hex};
 pub use db::{Db, DbRow, Tx};
 pub use documents::{DeliveryState, DocStatus, Document, Done, NewDocument};
 pub use error::{Error, Result};
 pub use ids::{DocumentId, WatermarkId};
+pub use sha::ResumableSha256;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

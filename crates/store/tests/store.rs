@@ -53,6 +53,7 @@ fn new_doc(watermark_id: WatermarkId, input_sha256: &str) -> NewDocument {
         watermark_id,
         input_sha256: input_sha256.into(),
         input_size: 1234,
+        input_hash_state: None,
         callback_url: Some("https://example.com/hook".into()),
         request_id: Some("req-1".into()),
         expires_at_ms: now_ms() + 3_600_000,

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use peedy_callbacks::{Delivery, Outcome};
 use peedy_queue::{Handler, Job, JobError};
 use peedy_stamp::Stamped;
-use peedy_store::{DeliveryState, DocStatus, Document, DocumentId, Done, now_ms, to_hex};
+use peedy_store::{
+    DeliveryState, DocStatus, Document, DocumentId, Done, ResumableSha256, Tx, now_ms, to_hex,
+};
 use sha2::{Digest, Sha256};
 
 use crate::{CALLBACK_QUEUE, Error, Payload, Watermarker, webhook_id};
@@ -45,20 +47,21 @@ impl Watermarker {
         Arc::new(CallbackHandler(Arc::clone(self)))
     }
 
-    /// Queues the callback of a stamped document (once: a re-run that finds
-    /// the delivery already recorded does nothing).
-    async fn queue_callback(&self, doc: &Document) -> Result<(), Error> {
+    /// Queues the callback of a stamped document inside `tx`, once: a
+    /// re-run that finds the delivery already recorded does nothing. Returns
+    /// whether it queued one (then notify the callback workers after the
+    /// commit).
+    async fn queue_callback_in(&self, tx: &mut Tx, doc: &Document) -> Result<bool, Error> {
         if doc.callback_url.is_none() || doc.delivery.is_some() {
-            return Ok(());
+            return Ok(false);
         }
-        let mut tx = self.store.begin().await?;
         let payload = serde_json::to_string(&Payload {
             document_id: doc.id.to_string(),
         })
         .unwrap_or_default();
         self.queue
             .enqueue(
-                &mut tx,
+                tx,
                 CALLBACK_QUEUE,
                 &payload,
                 self.config.callback_max_attempts,
@@ -77,12 +80,55 @@ impl Watermarker {
         // In the job's transaction: once committed, a callback worker may
         // claim the job at once, and what it records ("delivering",
         // "delivered") must not be overwritten by a later "pending".
-        self.store
-            .set_delivery_in(&mut tx, &doc.id, &pending)
-            .await?;
+        self.store.set_delivery_in(tx, &doc.id, &pending).await?;
+        Ok(true)
+    }
+
+    /// Ends a stamping job in one transaction: the result (`done`, unless an
+    /// earlier run recorded it), the callback's job, and the stamping job's
+    /// completion. If this claim lost the job meanwhile, nothing is written:
+    /// whoever holds it now finishes it.
+    async fn finish_stamping(
+        &self,
+        job: &Job,
+        doc: &Document,
+        done: Option<&Done>,
+    ) -> Result<(), Error> {
+        let mut tx = self.store.begin().await?;
+        if let Some(done) = done {
+            self.store.mark_done_in(&mut tx, &doc.id, done).await?;
+        }
+        let callback = self.queue_callback_in(&mut tx, doc).await?;
+        if !self.queue.complete_in(&mut tx, job).await? {
+            tx.rollback().await?;
+            return Ok(());
+        }
         tx.commit().await?;
-        self.queue.notify(CALLBACK_QUEUE);
+        if callback {
+            self.queue.notify(CALLBACK_QUEUE);
+        }
         Ok(())
+    }
+}
+
+/// SHA-256 of the output. For an appended update, resumed from the hash
+/// state the upload kept at the end of the input when it has one (the input
+/// is not read again); otherwise hashed in full.
+fn output_sha256(input: &[u8], hash_state: Option<&str>, stamped: &Stamped) -> String {
+    match stamped {
+        Stamped::Appended { update, .. } => match hash_state.and_then(ResumableSha256::resume) {
+            Some(mut hash) if hash.bytes_hashed() == input.len() as u64 => {
+                hash.update(update);
+                to_hex(&hash.finalize())
+            }
+            _ => {
+                let mut hash = Sha256::new();
+                hash.update(input);
+                hash.update(update);
+                to_hex(&hash.finalize())
+            }
+        },
+        Stamped::Rewritten { bytes, .. } => to_hex(&Sha256::digest(bytes)),
     }
 }
 
@@ -91,15 +137,16 @@ impl Handler for StampHandler {
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         let w = &self.0;
         let id = document_id(job)?;
-        let Some(doc) = w.store.document(&id).await.map_err(transient)? else {
-            return Ok(()); // deleted meanwhile
+        let Some(doc) = w.store.mark_running(&id).await.map_err(transient)? else {
+            // Not queued or running: stamped by an earlier run (whose
+            // callback may still need queueing), failed, or deleted.
+            return match w.store.document(&id).await.map_err(transient)? {
+                Some(doc) if doc.status == DocStatus::Done => {
+                    w.finish_stamping(job, &doc, None).await.map_err(transient)
+                }
+                _ => Ok(()),
+            };
         };
-        match doc.status {
-            DocStatus::Done => return w.queue_callback(&doc).await.map_err(transient),
-            DocStatus::Failed => return Ok(()),
-            DocStatus::Queued | DocStatus::Running => {}
-        }
-        w.store.mark_running(&id).await.map_err(transient)?;
         let stamper = match w.stamper(doc.watermark_id).await {
             Ok(s) => s,
             Err(Error::Stamp(e)) => {
@@ -118,20 +165,14 @@ impl Handler for StampHandler {
             .await
             .map_err(transient)?;
         let started = Instant::now();
+        let hash_state = doc.input_hash_state.clone();
         let joined = tokio::task::spawn_blocking(move || {
             // A panic in the engine is this document's problem only.
             std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let stamped = stamper.stamp(&input)?;
-                let mut hash = Sha256::new();
-                match &stamped {
-                    Stamped::Appended { update, .. } => {
-                        hash.update(&input);
-                        hash.update(update);
-                    }
-                    Stamped::Rewritten { bytes, .. } => hash.update(bytes),
-                }
+                let sha = output_sha256(&input, hash_state.as_deref(), &stamped);
                 let len = stamped.output_len(&input);
-                Ok::<_, peedy_stamp::StampError>((stamped, to_hex(&hash.finalize()), len))
+                Ok::<_, peedy_stamp::StampError>((stamped, sha, len))
             }))
         })
         .await;
@@ -179,7 +220,9 @@ impl Handler for StampHandler {
             output_is_rewrite,
             stamp_ms,
         };
-        w.store.mark_done(&id, &done).await.map_err(transient)?;
+        w.finish_stamping(job, &doc, Some(&done))
+            .await
+            .map_err(transient)?;
         tracing::info!(
             document_id = %id,
             pages = report.pages,
@@ -189,9 +232,7 @@ impl Handler for StampHandler {
             report.pages,
             elapsed.as_secs_f64() * 1000.0
         );
-        // The document as loaded at the start of this run: its delivery is
-        // still unset unless an earlier run already queued the callback.
-        w.queue_callback(&doc).await.map_err(transient)
+        Ok(())
     }
 
     async fn exhausted(&self, job: &Job, reason: &str) {

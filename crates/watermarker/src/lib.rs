@@ -85,6 +85,10 @@ pub struct Upload {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+    /// SHA-256 state at its end, if known (`StoredBlob::hash_state`): the
+    /// stamping job then hashes only the appended update for the output's
+    /// SHA-256.
+    pub hash_state: Option<String>,
 }
 
 /// The payload of a stamping or callback job.
@@ -102,6 +106,9 @@ pub struct Watermarker {
     /// Prepared stampers by watermark row: shaping and font subsetting are
     /// done once per spec, not once per document.
     stampers: Mutex<HashMap<i64, Arc<Stamper>>>,
+    /// Ids of the specs already in the `watermarks` table (rows are never
+    /// deleted), so an upload with a known spec skips its upsert.
+    watermark_ids: Mutex<HashMap<String, WatermarkId>>,
 }
 
 impl std::fmt::Debug for Watermarker {
@@ -121,6 +128,7 @@ impl Watermarker {
             deliverer,
             config,
             stampers: Mutex::new(HashMap::new()),
+            watermark_ids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -155,10 +163,17 @@ impl Watermarker {
         request_id: Option<&str>,
     ) -> Result<Vec<DocumentId>> {
         let mut tx = self.store.begin().await?;
-        let watermark_id = self
-            .store
-            .upsert_watermark(&mut tx, &spec.to_json())
-            .await?;
+        let spec_json = spec.to_json();
+        let known = self
+            .watermark_ids
+            .lock()
+            .ok()
+            .and_then(|ids| ids.get(&spec_json).copied());
+        let watermark_id = match known {
+            Some(id) => id,
+            // Remembered below, once committed.
+            None => self.store.upsert_watermark(&mut tx, &spec_json).await?,
+        };
         let expires_at_ms = now_ms()
             .saturating_add(i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX));
         let mut ids = Vec::with_capacity(uploads.len());
@@ -170,6 +185,7 @@ impl Watermarker {
                 watermark_id,
                 input_sha256: upload.sha256.clone(),
                 input_size: i64::try_from(upload.size).unwrap_or(i64::MAX),
+                input_hash_state: upload.hash_state.clone(),
                 callback_url: callback_url.map(str::to_owned),
                 request_id: request_id.map(str::to_owned),
                 expires_at_ms,
@@ -191,6 +207,16 @@ impl Watermarker {
             ids.push(id);
         }
         tx.commit().await?;
+        if known.is_none()
+            && let Ok(mut known) = self.watermark_ids.lock()
+        {
+            // Bounded like the stamper cache: specs are per buyer in the
+            // e-book case.
+            if known.len() >= 4096 {
+                known.clear();
+            }
+            known.insert(spec_json, watermark_id);
+        }
         self.queue.notify(STAMP_QUEUE);
         Ok(ids)
     }

@@ -206,8 +206,8 @@ async fn read_parts(
         let body = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from(head))])
             .chain(rest);
         let reader = StreamReader::new(body);
-        let (sha256, size) = blobs
-            .put_reader(reader, state.config.max_upload_bytes)
+        let stored = blobs
+            .put_reader_resumable(reader, state.config.max_upload_bytes)
             .await
             .map_err(|e| match e {
                 // The request body broke off or is not valid multipart: the
@@ -224,8 +224,9 @@ async fn read_parts(
             })?;
         uploads.push(Upload {
             filename: sanitize_filename(filename.as_deref()),
-            sha256,
-            size,
+            sha256: stored.sha256,
+            size: stored.size,
+            hash_state: Some(stored.hash_state),
         });
     }
 }
