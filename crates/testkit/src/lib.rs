@@ -219,6 +219,44 @@ impl PgServer {
                 .arg("start")
                 .output(),
         );
+        self.watch_this_process();
+    }
+
+    /// A server outlives a test process that is killed, or one that keeps
+    /// it in a `static` (statics are never dropped): a small shell loop stops
+    /// it once this process is gone.
+    fn watch_this_process(&self) {
+        let stop = format!(
+            "{} -D '{}' -m immediate stop",
+            match &self.run_as {
+                Some(user) => format!(
+                    "runuser -u {user} -- '{}'",
+                    self.bin.join("pg_ctl").display()
+                ),
+                None => format!("'{}'", self.bin.join("pg_ctl").display()),
+            },
+            self.data_dir().display()
+        );
+        let script = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{}'",
+            std::process::id(),
+            self.dir.path().display()
+        );
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+
+    /// One server for the whole test binary, started on first use and
+    /// stopped after the process exits; give each test its own
+    /// [`fresh_database`](Self::fresh_database).
+    pub fn shared() -> &'static PgServer {
+        static SHARED: OnceLock<PgServer> = OnceLock::new();
+        SHARED.get_or_init(PgServer::start)
     }
 
     /// Stops the server: `fast` (clients are disconnected, a clean

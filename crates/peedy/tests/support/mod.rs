@@ -323,7 +323,56 @@ pub struct Server {
     http: reqwest::Client,
 }
 
+/// The metadata database a test target runs `peedy serve` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: SQLite (and blobs) under `--data-dir`.
+    Sqlite,
+    /// A real PostgreSQL started by the harness (one server per test binary,
+    /// one database per test directory): `--database-url postgres://…`.
+    Postgres,
+}
+
+/// The PostgreSQL database of each test directory, so a server restarted in
+/// the same directory finds its data again.
+static DATABASES: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+
+/// The database URL for `dir`, made on first use.
+pub async fn postgres_url_for(dir: &Path) -> String {
+    if let Some((_, url)) = DATABASES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(d, _)| d == dir)
+    {
+        return url.clone();
+    }
+    let pg = tokio::task::spawn_blocking(peedy_testkit::PgServer::shared)
+        .await
+        .expect("start PostgreSQL");
+    let url = pg.fresh_database().await;
+    DATABASES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((dir.to_owned(), url.clone()));
+    url
+}
+
 impl Server {
+    /// [`start`](Self::start) on `backend`: for PostgreSQL with
+    /// `--database-url` of `dir`'s own database.
+    pub async fn start_on(backend: Backend, dir: &Path, args: &[&str]) -> Server {
+        match backend {
+            Backend::Sqlite => Server::start(dir, args).await,
+            Backend::Postgres => {
+                let url = postgres_url_for(dir).await;
+                let mut all: Vec<&str> = vec!["--database-url", &url];
+                all.extend_from_slice(args);
+                Server::start(dir, &all).await
+            }
+        }
+    }
+
     /// Starts `peedy serve --listen 127.0.0.1:0 --data-dir DIR/data ARGS…`
     /// with its log in `DIR/server-N.log`, and waits for its "listening"
     /// line.
