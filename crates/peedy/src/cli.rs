@@ -57,7 +57,40 @@ pub enum Command {
     /// flag can also be set with the PEEDY_* environment variable shown.
     /// SIGTERM or Ctrl-C stops taking work, lets jobs in flight finish for
     /// --shutdown-grace-secs, hands the rest back to the queue and exits.
+    ///
+    /// As separate services: several processes with --database-url
+    /// postgres://… and --roles web or --roles worker share one PostgreSQL.
     Serve(ServeArgs),
+
+    /// Show the nodes sharing this database, what each is running, and the
+    /// depth of each queue (the same JSON as GET /api/v1/cluster with --json).
+    Cluster(ClusterArgs),
+}
+
+/// `peedy cluster`: which database to read.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Directory of the embedded SQLite database (as for `serve`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PEEDY_DATA_DIR",
+        default_value = "peedy-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database URL (as for `serve`): postgres://… for a cluster.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PEEDY_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `peedy serve`: where to listen and store, how many workers, limits,
@@ -91,6 +124,30 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+
+    /// What this process does: web (the HTTP API), worker (the stamping
+    /// and callback jobs), or both. Separate web and worker processes need a
+    /// shared database (--database-url postgres://…); a worker still answers
+    /// /healthcheck and /readyz on --listen.
+    #[arg(
+        long,
+        value_name = "ROLES",
+        env = "PEEDY_ROLES",
+        value_delimiter = ',',
+        default_value = "web,worker",
+        value_parser = ["web", "worker"]
+    )]
+    pub roles: Vec<String>,
+
+    /// Seconds between this node's heartbeats in the cluster view; a node
+    /// that misses three drops off it.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_HEARTBEAT_SECS",
+        default_value_t = 5.0
+    )]
+    pub heartbeat_secs: f64,
 
     /// Stamping jobs run at once (default: the number of CPU cores).
     #[arg(long, value_name = "N", env = "PEEDY_STAMP_CONCURRENCY")]

@@ -6,6 +6,7 @@
 //! and [`UsageError`]s found by the commands before they start work.
 
 mod cli;
+mod cluster_cmd;
 mod serve_cmd;
 mod stamp_cmd;
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
     let (name, result) = match cli.command {
         Command::Stamp(args) => ("stamp", stamp_cmd::run(args)),
         Command::Serve(args) => ("serve", serve_cmd::run(args)),
+        Command::Cluster(args) => ("cluster", cluster_cmd::run(args)),
     };
     match result {
         Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use peedy_callbacks::{BreakerConfig, CallbackConfig, Deliverer};
+use peedy_cluster::{Node, Role};
 use peedy_queue::{Queue, QueueConfig, run_workers};
 use peedy_store::Store;
 use peedy_watermarker::{CALLBACK_QUEUE, Config, STAMP_QUEUE, Watermarker};
@@ -109,10 +110,46 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
 
+    let roles: Vec<Role> = args.roles.iter().filter_map(|r| Role::parse(r)).collect();
+    if roles.is_empty() {
+        return Err(UsageError("--roles needs web, worker, or both".into()).into());
+    }
+    let is_postgres = args
+        .database_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres"));
+    if roles.len() == 1 && !is_postgres {
+        tracing::warn!(
+            roles = ?args.roles,
+            "a single role on a database of its own: the other role must run on the same \
+             SQLite file (same machine) or nothing picks up the work; use --database-url \
+             postgres://… for separate services"
+        );
+    }
+    let heartbeat = secs("--heartbeat-secs", args.heartbeat_secs)?;
+
     let store = Store::open(args.database_url.as_deref(), &args.data_dir)
         .await
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
-    let node_id = format!("{}-{}", hostname(), std::process::id());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    let node = Node::new(
+        store.clone(),
+        &hostname(),
+        &roles,
+        env!("CARGO_PKG_VERSION"),
+        Some(addr.to_string()),
+        heartbeat,
+    );
+    // Registered before serving, so the view shows it as soon as it answers.
+    if let Err(error) = node.beat().await {
+        tracing::warn!(%error, "could not register this node in the cluster view yet");
+    }
+    let node_id = node.id().to_owned();
     let queue = Queue::new(store.clone(), node_id.clone(), queue_config);
     let deliverer = Deliverer::new(callback_config).context("setting up callback delivery")?;
     let config = Config {
@@ -131,47 +168,45 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_sync_bytes: args.max_sync_bytes.0,
         }),
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let addr = listener
-        .local_addr()
-        .context("reading the listening address")?;
 
     let shutdown = CancellationToken::new();
     let workers = tokio_util::task::TaskTracker::new();
-    workers.spawn(run_workers(
-        queue.clone(),
-        STAMP_QUEUE,
-        stamp_concurrency,
-        watermarker.stamp_handler(),
-        shutdown.child_token(),
-        grace,
-    ));
-    workers.spawn(run_workers(
-        queue.clone(),
-        CALLBACK_QUEUE,
-        args.callback_concurrency.max(1),
-        watermarker.callback_handler(),
-        shutdown.child_token(),
-        grace,
-    ));
-    workers.spawn(sweep(Arc::clone(&watermarker), shutdown.child_token()));
+    if roles.contains(&Role::Worker) {
+        workers.spawn(run_workers(
+            queue.clone(),
+            STAMP_QUEUE,
+            stamp_concurrency,
+            watermarker.stamp_handler(),
+            shutdown.child_token(),
+            grace,
+        ));
+        workers.spawn(run_workers(
+            queue.clone(),
+            CALLBACK_QUEUE,
+            args.callback_concurrency.max(1),
+            watermarker.callback_handler(),
+            shutdown.child_token(),
+            grace,
+        ));
+        workers.spawn(sweep(Arc::clone(&watermarker), shutdown.child_token()));
+    }
+    workers.spawn(node.run(shutdown.child_token()));
     workers.close();
 
     tokio::spawn(signal_shutdown(shutdown.clone()));
     // Printed on stdout for scripts and tests that start on port 0.
     println!("peedy listening on http://{addr}");
-    tracing::info!(%addr, node = %node_id, data_dir = %args.data_dir.display(), stamp_concurrency, "peedy serving");
+    tracing::info!(%addr, node = %node_id, roles = %args.roles.join(","), data_dir = %args.data_dir.display(), stamp_concurrency, "peedy serving");
 
     let server_stop = shutdown.clone();
-    peedy_web::serve(
-        listener,
-        state,
-        async move { server_stop.cancelled().await },
-    )
-    .await
-    .context("serving HTTP")?;
+    let app = if roles.contains(&Role::Web) {
+        peedy_web::router(state)
+    } else {
+        peedy_web::ops_router(state)
+    };
+    peedy_web::serve_router(listener, app, async move { server_stop.cancelled().await })
+        .await
+        .context("serving HTTP")?;
     shutdown.cancel();
     workers.wait().await;
     tracing::info!("peedy stopped");

@@ -6,6 +6,7 @@
 //! a listener until a shutdown future resolves (tests pass `127.0.0.1:0`).
 #![deny(missing_docs)]
 
+mod cluster;
 mod documents;
 mod error;
 mod health;
@@ -82,14 +83,6 @@ impl MakeRequestId for Ids {
 
 /// The whole API as an axum router.
 pub fn router(state: AppState) -> Router {
-    let prefix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
-        .unwrap_or(0);
-    let ids = Ids {
-        prefix,
-        next: Arc::new(AtomicU64::new(1)),
-    };
     let api = Router::new()
         .route("/documents", post(upload::create_documents))
         .route(
@@ -98,11 +91,35 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/documents/{id}/status", get(documents::document_status))
         .route("/stamp", post(sync::stamp_document))
-        .route("/dev/null", post(health::dev_null));
+        .route("/dev/null", post(health::dev_null))
+        .route("/cluster", get(cluster::cluster));
+    with_layers(ops_routes().nest("/api/v1", api), state)
+}
+
+/// What every node serves, a worker-only one included (for orchestrators'
+/// probes): `/healthcheck` and `/readyz`.
+fn ops_routes() -> Router<AppState> {
     Router::new()
         .route("/healthcheck", get(health::healthcheck))
         .route("/readyz", get(health::readyz))
-        .nest("/api/v1", api)
+}
+
+/// The router of a node without the web role: the probes only.
+pub fn ops_router(state: AppState) -> Router {
+    with_layers(ops_routes(), state)
+}
+
+/// Fallbacks, request ids, tracing and the state, around `routes`.
+fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    let prefix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
+        .unwrap_or(0);
+    let ids = Ids {
+        prefix,
+        next: Arc::new(AtomicU64::new(1)),
+    };
+    routes
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         // Uploads are limited per file while they stream to disk.
@@ -123,7 +140,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// Serves `app` (from [`router`] or [`ops_router`]) on `listener` until
+/// `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

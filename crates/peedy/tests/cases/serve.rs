@@ -1,10 +1,10 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::{
-    Deadline, Part, Receiver, Server, assert_signed, assert_stamped, cli_stamp, corpus_file, enc,
-    multipart, sha256_hex, tiny_pdf, unused_addr,
+    Deadline, Part, Receiver, Server, assert_all_stamped_and_delivered, assert_signed,
+    assert_stamped, cli_stamp, corpus_file, enc, multipart, sha256_hex, tiny_pdf, unused_addr,
+    upload_corpus,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -927,91 +927,6 @@ async fn breaker_opens_and_closes() {
 }
 
 /// Good corpus files, cycled through by the crash and shutdown tests.
-fn corpus_mix() -> Vec<PathBuf> {
-    [
-        "001-", "002-", "003-", "004-", "006-", "010-", "011-", "017-", "021-", "026-",
-    ]
-    .iter()
-    .map(|p| corpus_file(p))
-    .collect()
-}
-
-/// Uploads `requests` × `per_request` corpus files; returns (id, input path).
-async fn upload_corpus(
-    server: &Server,
-    query: &str,
-    requests: usize,
-    per_request: usize,
-) -> Vec<(String, PathBuf)> {
-    let files = corpus_mix();
-    let mut out = Vec::new();
-    for r in 0..requests {
-        let chosen: Vec<PathBuf> = (0..per_request)
-            .map(|j| files[(r * per_request + j) % files.len()].clone())
-            .collect();
-        let parts: Vec<Part> = chosen
-            .iter()
-            .map(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("x.pdf");
-                Part::pdf("file", name, std::fs::read(p).expect("read corpus file"))
-            })
-            .collect();
-        let ids = server.upload_ok(query, &parts).await;
-        assert_eq!(ids.len(), per_request);
-        out.extend(ids.into_iter().zip(chosen));
-    }
-    out
-}
-
-/// Every document's download equals `peedy stamp` of its input, and its
-/// callback delivered those bytes (deduplicated by webhook-id).
-async fn assert_all_stamped_and_delivered(
-    server: &Server,
-    receiver: &Receiver,
-    docs: &[(String, PathBuf)],
-    wm: &str,
-    statuses: &[Value],
-) {
-    let mut expected: HashMap<PathBuf, Vec<u8>> = HashMap::new();
-    let delivered = receiver.delivered();
-    let mut by_webhook: BTreeMap<String, Vec<&crate::support::Received>> = BTreeMap::new();
-    for r in &delivered {
-        let wid = r
-            .header("webhook-id")
-            .expect("signed callbacks carry webhook-id");
-        by_webhook.entry(wid).or_default().push(r);
-    }
-    assert_eq!(
-        by_webhook.len(),
-        docs.len(),
-        "one webhook-id per document delivered"
-    );
-    for ((id, input), s) in docs.iter().zip(statuses) {
-        assert_eq!(s["status"], "done", "{s}");
-        let want = expected
-            .entry(input.clone())
-            .or_insert_with(|| cli_stamp(input, wm));
-        let got = server.download(id).await;
-        assert!(
-            got == *want,
-            "{id} ({}) differs from `peedy stamp` of the same input",
-            input.display()
-        );
-        assert_eq!(server.download(id).await, got, "downloads are stable");
-        let wid = delivery(s)["webhook_id"].as_str().expect("webhook_id");
-        let copies = by_webhook
-            .get(wid)
-            .unwrap_or_else(|| panic!("no callback delivered for {id}"));
-        for r in copies {
-            assert_eq!(r.id.as_deref(), Some(id.as_str()));
-            assert!(
-                r.file.as_deref() == Some(got.as_slice()),
-                "the callback for {id} carried other bytes"
-            );
-        }
-    }
-}
-
 /// SIGKILL while documents are queued, being stamped and being delivered;
 /// a new process on the same data directory finishes every one, and every
 /// callback arrives (at least once), with the bytes `peedy stamp` makes.

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // Each test uses a different part of the harness.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -923,4 +924,94 @@ pub fn assert_signed(r: &Received, key: &[u8]) {
 pub fn unused_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("address")
+}
+
+// ------------------------------------------------------------------ corpus loads
+
+/// Real PDFs of different kinds from the shared corpus.
+pub fn corpus_mix() -> Vec<PathBuf> {
+    [
+        "001-", "002-", "003-", "004-", "006-", "010-", "011-", "017-", "021-", "026-",
+    ]
+    .iter()
+    .map(|p| corpus_file(p))
+    .collect()
+}
+
+/// Uploads `requests` × `per_request` corpus files; returns (id, input path).
+pub async fn upload_corpus(
+    server: &Server,
+    query: &str,
+    requests: usize,
+    per_request: usize,
+) -> Vec<(String, PathBuf)> {
+    let files = corpus_mix();
+    let mut out = Vec::new();
+    for r in 0..requests {
+        let chosen: Vec<PathBuf> = (0..per_request)
+            .map(|j| files[(r * per_request + j) % files.len()].clone())
+            .collect();
+        let parts: Vec<Part> = chosen
+            .iter()
+            .map(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("x.pdf");
+                Part::pdf("file", name, std::fs::read(p).expect("read corpus file"))
+            })
+            .collect();
+        let ids = server.upload_ok(query, &parts).await;
+        assert_eq!(ids.len(), per_request);
+        out.extend(ids.into_iter().zip(chosen));
+    }
+    out
+}
+
+/// Every document's download equals `peedy stamp` of its input, and its
+/// callback delivered those bytes (deduplicated by webhook-id).
+pub async fn assert_all_stamped_and_delivered(
+    server: &Server,
+    receiver: &Receiver,
+    docs: &[(String, PathBuf)],
+    wm: &str,
+    statuses: &[Value],
+) {
+    let mut expected: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+    let delivered = receiver.delivered();
+    let mut by_webhook: BTreeMap<String, Vec<&Received>> = BTreeMap::new();
+    for r in &delivered {
+        let wid = r
+            .header("webhook-id")
+            .expect("signed callbacks carry webhook-id");
+        by_webhook.entry(wid).or_default().push(r);
+    }
+    assert_eq!(
+        by_webhook.len(),
+        docs.len(),
+        "one webhook-id per document delivered"
+    );
+    for ((id, input), s) in docs.iter().zip(statuses) {
+        assert_eq!(s["status"], "done", "{s}");
+        let want = expected
+            .entry(input.clone())
+            .or_insert_with(|| cli_stamp(input, wm));
+        let got = server.download(id).await;
+        assert!(
+            got == *want,
+            "{id} ({}) differs from `peedy stamp` of the same input",
+            input.display()
+        );
+        assert_eq!(server.download(id).await, got, "downloads are stable");
+        let wid = s["callback"]["delivery"]["webhook_id"]
+            .as_str()
+            .expect("webhook_id");
+        let copies = by_webhook
+            .get(wid)
+            .unwrap_or_else(|| panic!("no callback delivered for {id}"));
+        for r in copies {
+            assert_eq!(r.id.as_deref(), Some(id.as_str()));
+            assert!(
+                r.file.as_deref() == Some(got.as_slice()),
+                "the callback for {id} carried other bytes"
+            );
+        }
+    }
 }
