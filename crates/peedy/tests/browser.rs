@@ -103,7 +103,7 @@ impl Driver {
                     "--disable-dev-shm-usage",
                     "--hide-scrollbars",
                     format!("--user-data-dir={}", self.profile.display()),
-                    "--window-size=1280,1400",
+                    "--window-size=1280,1800",
                 ],
                 "prefs": {
                     "download.default_directory": downloads,
@@ -158,6 +158,28 @@ async fn js(browser: &Client, script: &str) -> Value {
         .execute(script, vec![])
         .await
         .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+}
+
+/// Types `text` into the element with id `id` (for a file input: paths).
+async fn type_into(browser: &Client, id: &str, text: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("cannot type into #{id}: {e}"));
+}
+
+/// Clicks the element `css` selects.
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
 }
 
 /// Every file row: name, status and the status text.
@@ -215,7 +237,7 @@ async fn a_person_stamps_previews_and_downloads_in_chromium() {
     let driver = Driver::start(dir.path()).await;
     let browser = driver.browser(&downloads).await;
     browser
-        .set_window_size(1280, 1400)
+        .set_window_size(1280, 1800)
         .await
         .expect("window size");
     browser.goto(&server.url("/")).await.expect("open the page");
@@ -243,20 +265,8 @@ async fn a_person_stamps_previews_and_downloads_in_chromium() {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join("\n");
-    browser
-        .find(Locator::Id("files"))
-        .await
-        .expect("the file input")
-        .send_keys(&paths)
-        .await
-        .expect("choose the files");
-    browser
-        .find(Locator::Id("watermark"))
-        .await
-        .expect("the watermark box")
-        .send_keys(WATERMARK)
-        .await
-        .expect("type the watermark");
+    type_into(&browser, "files", &paths).await;
+    type_into(&browser, "watermark", WATERMARK).await;
     let submit = browser.find(Locator::Id("submit")).await.expect("submit");
     assert_eq!(submit.text().await.expect("label"), "Watermark 3 files");
     submit.click().await.expect("press Watermark");
@@ -274,20 +284,9 @@ async fn a_person_stamps_previews_and_downloads_in_chromium() {
         }
         deadline.tick(asked).await;
     }
-    browser
-        .find(Locator::Id("token"))
-        .await
-        .expect("the token field")
-        .send_keys(TOKEN)
-        .await
-        .expect("type the token");
-    browser
-        .find(Locator::Id("token-save"))
-        .await
-        .expect("the token button")
-        .click()
-        .await
-        .expect("use the token");
+    screenshot(&browser, "page-token.png").await;
+    type_into(&browser, "token", TOKEN).await;
+    click(&browser, "#token-save").await;
 
     // Each file ends, in words, next to its name; the good one with a preview.
     let deadline = Deadline::new("every file to finish, with a preview");
@@ -341,6 +340,17 @@ async fn a_person_stamps_previews_and_downloads_in_chromium() {
         json!(TOKEN),
         "the token is kept for the session"
     );
+    // The options, opened from their summary, and the larger preview.
+    click(&browser, "#options summary").await;
+    let zoom = browser
+        .find(Locator::Css("#file-list .file[data-status=done] .zoom"))
+        .await
+        .expect("the preview's zoom button");
+    zoom.click().await.expect("enlarge the preview");
+    assert_eq!(
+        zoom.attr("aria-expanded").await.expect("attr").as_deref(),
+        Some("true")
+    );
     let desktop = screenshot(&browser, "page-desktop.png").await;
 
     // Download: the page fetches with the token and saves the file.
@@ -365,7 +375,7 @@ async fn a_person_stamps_previews_and_downloads_in_chromium() {
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        if listing.iter().any(|n| *n == name) {
+        if listing.contains(&name) {
             break fs::read(&target).expect("read the download");
         }
         deadline.tick(listing).await;
@@ -383,7 +393,7 @@ async fn a_person_stamps_previews_and_downloads_in_chromium() {
 
     // Phone width: one column, nothing wider than the screen.
     browser
-        .set_window_size(390, 1400)
+        .set_window_size(390, 1800)
         .await
         .expect("phone width");
     let widths = js(

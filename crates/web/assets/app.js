@@ -51,6 +51,11 @@
     time_limit: "Stamping this PDF took longer than this server allows.",
   };
 
+  const WITH_DETAIL = new Set([
+    "too_many_pages", "decompression_limit", "too_deep", "too_large",
+    "page_out_of_range", "invalid_watermark", "damaged_pdf", "time_limit",
+  ]);
+
   function humanBytes(n) {
     if (!Number.isFinite(n)) return "";
     if (n < 1024) return `${n} B`;
@@ -96,7 +101,9 @@
       return "Not a PDF: the file does not start with %PDF, so the server skipped it.";
     }
     if (code && STAMP_ERRORS[code]) {
-      return detail ? `${STAMP_ERRORS[code]} (${detail})` : STAMP_ERRORS[code];
+      // The engine's own sentence adds numbers (pages, limits) for some
+      // codes; for the others it only repeats the words (or names CLI flags).
+      return detail && WITH_DETAIL.has(code) ? `${STAMP_ERRORS[code]} ${detail}.` : STAMP_ERRORS[code];
     }
     if (detail) return detail;
     return status ? `The server answered HTTP ${status}.` : "The server could not be reached.";
@@ -188,12 +195,18 @@
         figure: $(".preview", row),
         img: $(".preview img", row),
         caption: $(".preview figcaption", row),
+        zoom: $(".preview .zoom", row),
       };
       $(".file-name", row).textContent = file.name;
       $(".file-meta", row).textContent = humanBytes(file.size);
       entry.progress.setAttribute("aria-label", `Progress of ${file.name}`);
       entry.downloadButton.setAttribute("aria-label", `Download ${file.name} with the watermark`);
       entry.downloadButton.addEventListener("click", () => download(entry));
+      entry.zoom.addEventListener("click", () => {
+        const large = row.classList.toggle("large-preview");
+        entry.zoom.setAttribute("aria-expanded", String(large));
+        entry.zoom.textContent = large ? "Smaller preview" : "Larger preview";
+      });
       entry.retryButton.addEventListener("click", () => {
         entry.retryButton.hidden = true;
         start(entry);
@@ -354,6 +367,7 @@
       const blob = await res.blob();
       entry.img.alt = `Page 1 of ${entry.file.name} with the watermark`;
       entry.img.src = URL.createObjectURL(blob);
+      entry.zoom.hidden = false;
       entry.figure.hidden = false;
     } catch (_) {
       entry.caption.textContent = "No preview: the server could not be reached.";
