@@ -416,3 +416,42 @@ async fn a_person_stamps_previews_and_downloads_in_chromium() {
     drop(driver);
     eprintln!("screenshots: {} and {}", desktop.display(), phone.display());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_over_the_upload_limit_is_refused_in_words() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = corpus_file("009-");
+    let small = corpus_file("004-");
+    assert!(fs::metadata(&big).expect("size").len() > 1 << 20);
+    let server = Server::start(dir.path(), &["--max-upload-bytes", "64K"]).await;
+    let driver = Driver::start(dir.path()).await;
+    let browser = driver.browser(dir.path()).await;
+    browser.goto(&server.url("/")).await.expect("open the page");
+    let paths = format!("{}\n{}", big.display(), small.display());
+    type_into(&browser, "files", &paths).await;
+    type_into(&browser, "watermark", "Too big?").await;
+    click(&browser, "#submit").await;
+    let deadline = Deadline::new("both files to finish");
+    let all = loop {
+        let all = rows(&browser).await;
+        let finished = all
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| matches!(r["status"].as_str(), Some("done" | "failed" | "refused")));
+        if finished {
+            break all;
+        }
+        deadline.tick(&all).await;
+    };
+    let refused = row(&all, "009-");
+    assert_eq!(refused["status"], "refused", "{all:#}");
+    let text = refused["text"].as_str().expect("text");
+    assert!(
+        text.starts_with("Too large:") && text.contains("64 KB"),
+        "{all:#}"
+    );
+    assert_eq!(row(&all, "004-")["status"], "done", "{all:#}");
+    screenshot(&browser, "page-too-large.png").await;
+    browser.close().await.expect("close the browser");
+}

@@ -150,3 +150,74 @@ pub fn render_first_page(pdf: Vec<u8>) -> Result<Vec<u8>, String> {
         .into_png()
         .map_err(|e| format!("The preview cannot be encoded ({e})"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_SIDE_PX, render_first_page};
+
+    /// A one-page PDF with this MediaBox and a filled rectangle over it,
+    /// with a correct xref table.
+    fn page_pdf(width: f32, height: f32) -> Vec<u8> {
+        let content = format!("0 0 1 rg 0 0 {width} {height} re f");
+        let objects = [
+            "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+            format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] /Contents 4 0 R >>"
+            ),
+            format!(
+                "<< /Length {} >>\nstream\n{content}\nendstream",
+                content.len()
+            ),
+        ];
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(b"xref\n0 5\n0000000000 65535 f \n");
+        for offset in offsets {
+            out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!("trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+        );
+        out
+    }
+
+    /// Width and height from a PNG's IHDR chunk.
+    fn png_size(png: &[u8]) -> (u32, u32) {
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+        let be = |i: usize| u32::from_be_bytes([png[i], png[i + 1], png[i + 2], png[i + 3]]);
+        (be(16), be(20))
+    }
+
+    #[test]
+    fn huge_pages_are_scaled_down_to_the_cap() {
+        let png = render_first_page(page_pdf(14_400.0, 7_200.0)).unwrap();
+        assert_eq!(png_size(&png), (MAX_SIDE_PX as u32, MAX_SIDE_PX as u32 / 2));
+        let png = render_first_page(page_pdf(200.0, 14_400.0)).unwrap();
+        let (w, h) = png_size(&png);
+        assert_eq!(h, MAX_SIDE_PX as u32);
+        assert!((10..=12).contains(&w), "{w}");
+    }
+
+    #[test]
+    fn small_pages_are_not_blown_up_past_two_pixels_a_point() {
+        let png = render_first_page(page_pdf(100.0, 50.0)).unwrap();
+        assert_eq!(png_size(&png), (200, 100));
+    }
+
+    #[test]
+    fn unrenderable_input_is_an_error_not_a_panic() {
+        assert!(render_first_page(b"not a PDF at all".to_vec()).is_err());
+        assert!(render_first_page(Vec::new()).is_err());
+        let err = render_first_page(page_pdf(14_400.0, 0.5)).unwrap_err();
+        assert!(
+            err.contains("cannot be previewed") || err.contains("too narrow"),
+            "{err}"
+        );
+    }
+}
