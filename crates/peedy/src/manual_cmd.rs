@@ -21,9 +21,21 @@ fn command() -> clap::Command {
 /// Prints the completion script for `args.shell`.
 pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "peedy", &mut script);
+    print(&script)
+}
+
+/// Writes `bytes` to standard output. A reader that stops early
+/// (`peedy man | head`) is not an error.
+fn print(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
-    clap_complete::generate(args.shell, &mut cmd, "peedy", &mut out);
-    out.flush().context("cannot write to standard output")
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Prints peedy(1) or a subcommand's page, or writes them all to `--dir`.
@@ -48,11 +60,11 @@ pub fn man(args: &ManArgs) -> anyhow::Result<()> {
             .cloned()
             .with_context(|| format!("no subcommand {name:?}"))?,
     };
-    let mut out = io::stdout().lock();
+    let mut roff = Vec::new();
     page_of(page)
-        .render(&mut out)
-        .and_then(|()| out.flush())
-        .context("cannot write to standard output")
+        .render(&mut roff)
+        .context("cannot render the manual page")?;
+    print(&roff)
 }
 
 /// The manual page of `cmd`, every page naming the program and its version

@@ -418,7 +418,7 @@ async fn a_person_stamps_previews_and_downloads_in_chromium() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_over_the_upload_limit_is_refused_in_words() {
+async fn too_large_and_queue_full_are_refused_in_words() {
     let dir = tempfile::tempdir().expect("temp dir");
     let big = corpus_file("009-");
     let small = corpus_file("004-");
@@ -453,5 +453,36 @@ async fn a_file_over_the_upload_limit_is_refused_in_words() {
     );
     assert_eq!(row(&all, "004-")["status"], "done", "{all:#}");
     screenshot(&browser, "page-too-large.png").await;
+
+    // A server whose queue is full (nothing may wait) answers 503: the page
+    // says the server is busy and offers to try again.
+    let busy_dir = dir.path().join("busy");
+    fs::create_dir_all(&busy_dir).expect("dir");
+    let busy = Server::start(&busy_dir, &["--max-queued", "0"]).await;
+    browser.goto(&busy.url("/")).await.expect("open the page");
+    type_into(&browser, "files", &small.display().to_string()).await;
+    type_into(&browser, "watermark", "Busy?").await;
+    click(&browser, "#submit").await;
+    let deadline = Deadline::new("the busy answer");
+    let all = loop {
+        let all = rows(&browser).await;
+        if all[0]["status"] == "refused" {
+            break all;
+        }
+        deadline.tick(&all).await;
+    };
+    let text = all[0]["text"].as_str().expect("text");
+    assert!(
+        text.starts_with("The server is busy") && text.contains("Try again in 5 s"),
+        "{all:#}"
+    );
+    let retry = browser
+        .find(Locator::Css("#file-list .file .retry"))
+        .await
+        .expect("the retry button");
+    assert!(
+        retry.is_displayed().await.expect("displayed"),
+        "a Try again button"
+    );
     browser.close().await.expect("close the browser");
 }
