@@ -460,7 +460,25 @@ async fn too_large_and_queue_full_are_refused_in_words() {
     fs::create_dir_all(&busy_dir).expect("dir");
     let busy = Server::start(&busy_dir, &["--max-queued", "0"]).await;
     browser.goto(&busy.url("/")).await.expect("open the page");
-    type_into(&browser, "files", &small.display().to_string()).await;
+    // This time the file is dropped on the drop zone (a synthetic drop: the
+    // page's handler sees the same event a real one makes).
+    let dropped = js(
+        &browser,
+        "const dt = new DataTransfer();
+         dt.items.add(new File(['%PDF-1.4 dropped'], 'dropped.pdf', { type: 'application/pdf' }));
+         const zone = document.querySelector('#drop');
+         zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+         const highlighted = zone.classList.contains('dragging');
+         zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+         return [highlighted, zone.classList.contains('dragging'),
+                 [...document.querySelectorAll('#file-list .file-name')].map(n => n.textContent)];",
+    )
+    .await;
+    assert_eq!(
+        dropped,
+        json!([true, false, ["dropped.pdf"]]),
+        "the drop adds the file"
+    );
     type_into(&browser, "watermark", "Busy?").await;
     click(&browser, "#submit").await;
     let deadline = Deadline::new("the busy answer");
