@@ -7,6 +7,7 @@
 
 mod cli;
 mod cluster_cmd;
+mod manual_cmd;
 mod serve_cmd;
 mod stamp_cmd;
 
@@ -39,6 +40,14 @@ fn main() -> ExitCode {
         Command::Stamp(args) => ("stamp", stamp_cmd::run(args)),
         Command::Serve(args) => ("serve", serve_cmd::run(args)),
         Command::Cluster(args) => ("cluster", cluster_cmd::run(args)),
+        Command::Completions(args) => (
+            "completions",
+            manual_cmd::completions(&args).map(|()| stamp_cmd::Summary::default()),
+        ),
+        Command::Man(args) => (
+            "man",
+            manual_cmd::man(&args).map(|()| stamp_cmd::Summary::default()),
+        ),
     };
     match result {
         Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ use peedy_cluster::{Node, Role};
 use peedy_queue::{Queue, QueueConfig, run_workers};
 use peedy_store::Store;
 use peedy_watermarker::{CALLBACK_QUEUE, Config, STAMP_QUEUE, Watermarker};
-use peedy_web::{AppState, WebConfig};
+use peedy_web::{ApiTokens, AppState, WebConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::UsageError;
@@ -84,6 +84,8 @@ fn init_logging(format: &str) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // First, so a bad token setting stops the server before it opens anything.
+    let api_tokens = api_tokens(&args)?;
     let queue_config = QueueConfig {
         lease: secs("--lease-secs", args.lease_secs)?.max(Duration::from_secs(1)),
         poll_interval: Duration::from_secs(1),
@@ -166,6 +168,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_files: args.max_files.max(1),
             max_queued: args.max_queued,
             max_sync_bytes: args.max_sync_bytes.0,
+            api_tokens,
         }),
     };
 
@@ -211,6 +214,55 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     workers.wait().await;
     tracing::info!("peedy stopped");
     Ok(())
+}
+
+/// The API tokens from `--api-tokens` and `--api-token-file`. Asking for
+/// tokens and ending up with none (an empty file, a stray comma) is an error
+/// rather than an open API: it fails closed.
+fn api_tokens(args: &ServeArgs) -> anyhow::Result<Option<ApiTokens>> {
+    let mut tokens: Vec<String> = Vec::new();
+    let mut asked = false;
+    for t in &args.api_tokens {
+        asked = true;
+        tokens.push(t.trim().to_owned());
+    }
+    if let Some(path) = &args.api_token_file {
+        asked = true;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--api-token-file {}: cannot read it", path.display()))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    if let Some(bad) = tokens
+        .iter()
+        .find(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        let why = if bad.is_empty() {
+            "an empty token"
+        } else {
+            "a token with spaces or characters other than printable ASCII"
+        };
+        return Err(UsageError(format!("--api-tokens/--api-token-file: {why}")).into());
+    }
+    tokens.sort();
+    tokens.dedup();
+    match ApiTokens::new(&tokens) {
+        None if asked => Err(UsageError(
+            "--api-tokens/--api-token-file gave no tokens; refusing to serve the API without them"
+                .into(),
+        )
+        .into()),
+        found => {
+            if let Some(t) = &found {
+                tracing::info!(tokens = t.len(), "the /api routes need a bearer token");
+            }
+            Ok(found)
+        }
+    }
 }
 
 /// The retention sweeper: deletes expired documents every minute.

@@ -6,7 +6,7 @@
 //! Nothing here sleeps for a fixed time to let something happen: waits poll
 //! with a [`Deadline`] and fail with what they last saw.
 
-#![allow(dead_code)] // Each test uses a different part of the harness.
+#![allow(dead_code, unused_imports)] // Each test uses a different part of the harness.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -322,6 +322,8 @@ pub struct Server {
     dir: PathBuf,
     log: PathBuf,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` with every request when set.
+    token: Mutex<Option<String>>,
 }
 
 /// The metadata database a test target runs `peedy serve` on.
@@ -433,6 +435,7 @@ impl Server {
             dir: dir.to_owned(),
             log,
             http: client(),
+            token: Mutex::new(None),
         }
     }
 
@@ -505,7 +508,20 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+    /// Sends every later request with `Authorization: Bearer TOKEN`, or
+    /// with no `Authorization` header (`None`).
+    pub fn set_token(&self, token: Option<&str>) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = token.map(str::to_owned);
+    }
+
+    /// Sends `req` (with the token of [`Server::set_token`], if any) and
+    /// reads the whole response.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let token = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
         let res = req.send().await.unwrap_or_else(|e| {
             panic!(
                 "request to peedy failed: {e:?}\nthe server is {}; its log:\n{}",
@@ -521,6 +537,11 @@ impl Server {
             headers,
             body,
         }
+    }
+
+    /// A request to `path` to add headers to; send it with [`Server::send`].
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path))
     }
 
     /// `GET path`.
