@@ -4,11 +4,17 @@
 //!
 //! [`router`] builds the axum app from an [`AppState`]; [`serve`] runs it on
 //! a listener until a shutdown future resolves (tests pass `127.0.0.1:0`).
+//! [`ops_router`] is the part any node serves, also one that only runs
+//! workers: `/healthcheck`, `/readyz`, `/metrics`. The routes and their
+//! OpenAPI description ([`openapi::spec`], served at
+//! `/api/v1/openapi.json`) come from one table, `openapi::routes`.
 #![deny(missing_docs)]
 
 mod documents;
 mod error;
 mod health;
+mod metrics;
+pub mod openapi;
 mod sync;
 mod upload;
 
@@ -19,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{get, post};
 use peedy_watermarker::Watermarker;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -82,6 +87,19 @@ impl MakeRequestId for Ids {
 
 /// The whole API as an axum router.
 pub fn router(state: AppState) -> Router {
+    let (routes, _) = openapi::routes().split_for_parts();
+    finish(routes, state)
+}
+
+/// Only `/healthcheck`, `/readyz` and `/metrics`, with the same logging,
+/// request ids and request metrics: for a node that runs workers but no API.
+pub fn ops_router(state: AppState) -> Router {
+    let (routes, _) = openapi::ops_routes().split_for_parts();
+    finish(routes, state)
+}
+
+/// The fallbacks and layers every router gets.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
     let prefix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
@@ -90,23 +108,12 @@ pub fn router(state: AppState) -> Router {
         prefix,
         next: Arc::new(AtomicU64::new(1)),
     };
-    let api = Router::new()
-        .route("/documents", post(upload::create_documents))
-        .route(
-            "/documents/{id}",
-            get(documents::download_document).delete(documents::delete_document),
-        )
-        .route("/documents/{id}/status", get(documents::document_status))
-        .route("/stamp", post(sync::stamp_document))
-        .route("/dev/null", post(health::dev_null));
-    Router::new()
-        .route("/healthcheck", get(health::healthcheck))
-        .route("/readyz", get(health::readyz))
-        .nest("/api/v1", api)
+    routes
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         // Uploads are limited per file while they stream to disk.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Fuzzes a real `peedy serve` against its own OpenAPI description with
+# schemathesis (PyPI): builds the binary, starts it on a free port with a
+# temporary data directory, runs a bounded number of examples per operation
+# and exits non-zero when a check fails (a 5xx, a status, content type,
+# header or body the description does not document).
+#
+#   scripts/schemathesis.sh              # 30 examples per operation
+#   MAX_EXAMPLES=200 scripts/schemathesis.sh
+#
+# Needs `schemathesis` on PATH (`pip install schemathesis`; .ci/run installs it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+max_examples=${MAX_EXAMPLES:-30}
+if ! command -v schemathesis >/dev/null; then
+	echo "schemathesis is not installed: pip install schemathesis" >&2
+	exit 2
+fi
+
+cargo build --quiet -p peedy
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+peedy="$target_dir/debug/peedy"
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+	if [[ -n $server_pid ]]; then
+		kill "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Port 0: the server says where it listens on its first line of stdout.
+PEEDY_LOG=warn "$peedy" serve --listen 127.0.0.1:0 --data-dir "$work/data" \
+	>"$work/stdout" 2>"$work/server.log" &
+server_pid=$!
+base=
+for _ in $(seq 1 300); do
+	if line=$(head -n 1 "$work/stdout" 2>/dev/null) && [[ $line == "peedy listening on "* ]]; then
+		base=${line#peedy listening on }
+		break
+	fi
+	if ! kill -0 "$server_pid" 2>/dev/null; then
+		break
+	fi
+	sleep 0.1
+done
+if [[ -z $base ]]; then
+	echo "peedy serve did not start; its log:" >&2
+	cat "$work/server.log" >&2
+	exit 1
+fi
+echo "peedy serving on $base; fuzzing with $max_examples examples per operation"
+
+status=0
+schemathesis run "$base/api/v1/openapi.json" \
+	--url "$base" \
+	--checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+	--max-examples "$max_examples" \
+	--workers 2 \
+	--seed "${SEED:-1}" \
+	--no-color || status=$?
+
+if ! kill -0 "$server_pid" 2>/dev/null; then
+	echo "peedy serve died during the run; its log:" >&2
+	cat "$work/server.log" >&2
+	status=1
+fi
+if grep -q '"level":"ERROR"\|ERROR' "$work/server.log"; then
+	echo "the server logged errors:" >&2
+	grep 'ERROR' "$work/server.log" | head -n 20 >&2
+fi
+exit "$status"
