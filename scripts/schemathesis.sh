@@ -5,14 +5,14 @@
 # and exits non-zero when a check fails (a 5xx, a status, content type,
 # header or body the description does not document).
 #
-#   scripts/schemathesis.sh              # 30 examples per operation
+#   scripts/schemathesis.sh              # 100 examples per operation (~20 s)
 #   MAX_EXAMPLES=200 scripts/schemathesis.sh
 #
 # Needs `schemathesis` on PATH (`pip install schemathesis`; .ci/run installs it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-max_examples=${MAX_EXAMPLES:-30}
+max_examples=${MAX_EXAMPLES:-100}
 if ! command -v schemathesis >/dev/null; then
 	echo "schemathesis is not installed: pip install schemathesis" >&2
 	exit 2
@@ -55,14 +55,32 @@ if [[ -z $base ]]; then
 fi
 echo "peedy serving on $base; fuzzing with $max_examples examples per operation"
 
+# Not `--checks all`: positive_data_acceptance would call every 400 for a
+# schema-valid upload a failure, but "binary" cannot say "starts with %PDF",
+# so random files are rightly refused (no_pdfs); negative_data_rejection
+# would ask the server to refuse parameters it deliberately takes loosely
+# (empty fields are ignored, `header` takes any word). CHECKS=all runs them.
+fuzz() {
+	schemathesis run "$base/api/v1/openapi.json" \
+		--url "$base" \
+		--checks "${CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
+		--max-examples "$max_examples" \
+		--workers 2 \
+		--seed "${SEED:-1}" \
+		--no-color 2>&1 | tee "$work/schemathesis.log"
+	return "${PIPESTATUS[0]}"
+}
 status=0
-schemathesis run "$base/api/v1/openapi.json" \
-	--url "$base" \
-	--checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-	--max-examples "$max_examples" \
-	--workers 2 \
-	--seed "${SEED:-1}" \
-	--no-color || status=$?
+fuzz || status=$?
+# CPython before 3.11.8 sometimes fails inside Hypothesis with "AST
+# constructor recursion depth mismatch" (an interpreter bug, not ours); such
+# a run found nothing: run it once more.
+if ((status != 0)) && grep -q "AST constructor recursion depth mismatch" "$work/schemathesis.log" &&
+	! grep -q "=== FAILURES ===" "$work/schemathesis.log"; then
+	echo "schemathesis hit the CPython AST bug; running it again" >&2
+	status=0
+	fuzz || status=$?
+fi
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
 	echo "peedy serve died during the run; its log:" >&2

@@ -133,6 +133,17 @@ async fn the_openapi_description_matches_the_routes() {
         assert!(res.status < 500, "{method} {path}: HTTP {}", res.status);
     }
 
+    // Found by schemathesis: an id that is not UTF-8 was a plain-text 400.
+    for (method, path) in [
+        ("get", "/api/v1/documents/%FF/status"),
+        ("get", "/api/v1/documents/%FF"),
+        ("delete", "/api/v1/documents/%C3%28"),
+    ] {
+        request(&server, method, path)
+            .await
+            .assert_error(404, "not_found");
+    }
+
     // What the description says about the shapes.
     let schemas = spec["components"]["schemas"]
         .as_object()

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,9 +15,21 @@ use utoipa::ToSchema;
 use crate::openapi::{ErrorBody, Pdf};
 use crate::{ApiError, AppState};
 
-async fn load(state: &AppState, id: &str) -> Result<Document, ApiError> {
-    // Malformed ids are unknown ids: no query needed.
-    let id: DocumentId = id.parse().map_err(|_| ApiError::not_found())?;
+/// The `{id}` of the path as a document id. Malformed ids — also ones that
+/// are not UTF-8, which axum would answer with a plain-text 400 — are
+/// unknown ids: a JSON 404, no query needed.
+fn document_id(id: Result<Path<String>, PathRejection>) -> Result<DocumentId, ApiError> {
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::not_found());
+    };
+    id.parse().map_err(|_| ApiError::not_found())
+}
+
+async fn load(
+    state: &AppState,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Document, ApiError> {
+    let id = document_id(id)?;
     state
         .watermarker
         .store()
@@ -223,9 +236,9 @@ impl DocumentStatus {
 )]
 pub async fn document_status(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let doc = load(&state, &id).await?;
+    let doc = load(&state, id).await?;
     Ok(Json(DocumentStatus::of(&doc)).into_response())
 }
 
@@ -255,9 +268,9 @@ pub async fn document_status(
 )]
 pub async fn download_document(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let doc = load(&state, &id).await?;
+    let doc = load(&state, id).await?;
     match doc.status {
         DocStatus::Queued | DocStatus::Running => {
             let mut res = (StatusCode::ACCEPTED, Json(DocumentStatus::of(&doc))).into_response();
@@ -361,9 +374,9 @@ fn content_disposition(name: &str) -> String {
 )]
 pub async fn delete_document(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id: DocumentId = id.parse().map_err(|_| ApiError::not_found())?;
+    let id = document_id(id)?;
     if state.watermarker.delete(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

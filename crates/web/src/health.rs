@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use futures_util::StreamExt;
 
-use crate::openapi::{ErrorBody, Ready};
+use crate::openapi::{ErrorBody, Pdf, Ready};
 use crate::{ApiError, AppState};
 
 /// `GET /healthcheck`: 200 `OK`, as the original.
@@ -55,7 +55,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
     tag = "operations",
     summary = "A callback sink for trying Peedy out",
     description = "Accepts any body, logs its size and content type, answers `OK`. Point `callback_url` here to try the API without a receiver of your own.",
-    request_body(content = String, content_type = "*/*", description = "Anything"),
+    request_body(content = Option<Pdf>, content_type = "application/octet-stream", description = "Anything, or nothing (any content type)"),
     responses((status = 200, description = "`OK`", content_type = "text/plain", body = String, example = "OK"))
 )]
 pub async fn dev_null(headers: HeaderMap, body: Body) -> &'static str {

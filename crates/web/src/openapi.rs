@@ -116,6 +116,8 @@ pub struct SpecParams {
     /// The watermark text, 1–500 characters (`\n` starts a line). Required,
     /// here or as a form field; `text` is accepted too.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, max_length = 500)]
     watermark: Option<String>,
     /// `auto` (fits the page) or a font size in points.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,7 +127,9 @@ pub struct SpecParams {
     rotation: Option<String>,
     /// Fill opacity from 0 to 1 (default 0.2).
     #[serde(skip_serializing_if = "Option::is_none")]
-    opacity: Option<String>,
+    #[param(minimum = 0, maximum = 1)]
+    #[schema(minimum = 0, maximum = 1)]
+    opacity: Option<f32>,
     /// `#rrggbb`, `#rgb`, or black, white, red, green, blue, gray.
     #[serde(skip_serializing_if = "Option::is_none")]
     color: Option<String>,
@@ -138,6 +142,8 @@ pub struct SpecParams {
     header: Option<String>,
     /// `over` (default) or `under` the page content.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^(over|under)$")]
+    #[schema(pattern = "^(over|under)$")]
     layer: Option<String>,
     /// Pages to stamp: `all` (default) or e.g. `1-3,5,last`.
     #[serde(skip_serializing_if = "Option::is_none")]
