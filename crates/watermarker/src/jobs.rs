@@ -17,6 +17,7 @@ use peedy_store::{
     DeliveryState, DocStatus, Document, DocumentId, Done, ResumableSha256, Tx, now_ms, to_hex,
 };
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::{CALLBACK_QUEUE, Error, Payload, Watermarker, webhook_id};
 
@@ -30,6 +31,17 @@ fn document_id(job: &Job) -> Result<DocumentId, JobError> {
 
 fn transient(e: impl std::fmt::Display) -> JobError {
     JobError::retry(e.to_string())
+}
+
+/// The span a document's job runs in: every line it logs (stamping,
+/// callback) carries the document id and the id of the request that
+/// uploaded it.
+fn document_span(doc: &Document) -> tracing::Span {
+    tracing::info_span!(
+        "document",
+        document_id = %doc.id,
+        request_id = doc.request_id.as_deref().unwrap_or(""),
+    )
 }
 
 /// Stamps documents: runs the engine off the async threads, stores the
@@ -147,6 +159,29 @@ impl Handler for StampHandler {
                 _ => Ok(()),
             };
         };
+        let span = document_span(&doc);
+        self.stamp(job, doc).instrument(span).await
+    }
+
+    async fn exhausted(&self, job: &Job, reason: &str) {
+        if let Ok(id) = document_id(job) {
+            let detail = format!(
+                "stamping did not complete after {} attempts: {reason}",
+                job.attempts
+            );
+            if let Err(e) = self.0.store.mark_failed(&id, "internal", &detail).await {
+                tracing::error!(document_id = %id, "could not record the failure: {e}");
+            }
+        }
+    }
+}
+
+impl StampHandler {
+    /// Stamps a document that [`Store::mark_running`](peedy_store::Store::mark_running)
+    /// just started.
+    async fn stamp(&self, job: &Job, doc: Document) -> Result<(), JobError> {
+        let w = &self.0;
+        let id = doc.id.clone();
         let stamper = match w.stamper(doc.watermark_id).await {
             Ok(s) => s,
             Err(Error::Stamp(e)) => {
@@ -181,7 +216,8 @@ impl Handler for StampHandler {
         let (stamped, output_sha256, output_len) = match joined {
             Ok(Ok(Ok(r))) => r,
             Ok(Ok(Err(e))) => {
-                tracing::warn!(document_id = %id, code = e.code(), "stamping failed: {e}");
+                tracing::warn!(code = e.code(), "stamping failed: {e}");
+                peedy_metrics::stamp_failed(peedy_metrics::Via::Job);
                 w.store
                     .mark_failed(&id, e.code(), &e.to_string())
                     .await
@@ -223,28 +259,15 @@ impl Handler for StampHandler {
         w.finish_stamping(job, &doc, Some(&done))
             .await
             .map_err(transient)?;
+        peedy_metrics::document_stamped(peedy_metrics::Via::Job, elapsed, report.pages);
         tracing::info!(
-            document_id = %id,
             pages = report.pages,
             ms = stamp_ms,
-            request_id = doc.request_id.as_deref().unwrap_or(""),
             "Stamped {id} ({} pages) in {:.1}ms",
             report.pages,
             elapsed.as_secs_f64() * 1000.0
         );
         Ok(())
-    }
-
-    async fn exhausted(&self, job: &Job, reason: &str) {
-        if let Ok(id) = document_id(job) {
-            let detail = format!(
-                "stamping did not complete after {} attempts: {reason}",
-                job.attempts
-            );
-            if let Err(e) = self.0.store.mark_failed(&id, "internal", &detail).await {
-                tracing::error!(document_id = %id, "could not record the failure: {e}");
-            }
-        }
     }
 }
 
@@ -283,6 +306,37 @@ impl Handler for CallbackHandler {
         let Some(doc) = w.store.document(&id).await.map_err(transient)? else {
             return Ok(());
         };
+        let span = document_span(&doc);
+        self.deliver(job, doc).instrument(span).await
+    }
+
+    async fn exhausted(&self, job: &Job, reason: &str) {
+        let Ok(id) = document_id(job) else { return };
+        let Ok(Some(doc)) = self.0.store.document(&id).await else {
+            return;
+        };
+        let mut state = doc.delivery.unwrap_or(DeliveryState {
+            state: "failed".into(),
+            attempts: i64::from(job.attempts),
+            webhook_id: webhook_id(&id),
+            last_status: None,
+            last_error: None,
+            next_attempt_at_ms: None,
+            delivered_at_ms: None,
+        });
+        state.state = "failed".into();
+        state.last_error = Some(reason.to_owned());
+        state.next_attempt_at_ms = None;
+        if let Err(e) = self.0.store.set_delivery(&id, &state).await {
+            tracing::error!(document_id = %id, "could not record the delivery failure: {e}");
+        }
+    }
+}
+
+impl CallbackHandler {
+    async fn deliver(&self, job: &Job, doc: Document) -> Result<(), JobError> {
+        let w = &self.0;
+        let id = doc.id.clone();
         let Some(url) = doc.callback_url.clone() else {
             return Ok(());
         };
@@ -318,6 +372,13 @@ impl Handler for CallbackHandler {
         if !matches!(outcome, Outcome::BreakerOpen { .. }) {
             state.attempts += 1;
         }
+        peedy_metrics::callback_attempt(match &outcome {
+            Outcome::Delivered { .. } => "delivered",
+            Outcome::Gone => "gone",
+            Outcome::Permanent { .. } => "permanent",
+            Outcome::Retry { .. } => "retry",
+            Outcome::BreakerOpen { .. } => "breaker_open",
+        });
         let result = match &outcome {
             Outcome::Delivered { status } => {
                 state.state = "delivered".into();
@@ -325,7 +386,7 @@ impl Handler for CallbackHandler {
                 state.last_error = None;
                 state.next_attempt_at_ms = None;
                 state.delivered_at_ms = Some(now_ms());
-                tracing::info!(document_id = %id, status, "callback delivered");
+                tracing::info!(status, "callback delivered");
                 Ok(())
             }
             Outcome::Gone => {
@@ -339,7 +400,7 @@ impl Handler for CallbackHandler {
                 state.last_status = status.map(i64::from);
                 state.last_error = Some(reason.clone());
                 state.next_attempt_at_ms = None;
-                tracing::warn!(document_id = %id, "callback failed for good: {reason}");
+                tracing::warn!("callback failed for good: {reason}");
                 Err(JobError::permanent(reason.clone()))
             }
             Outcome::Retry {
@@ -350,7 +411,7 @@ impl Handler for CallbackHandler {
                 state.state = "pending".into();
                 state.last_status = status.map(i64::from);
                 state.last_error = Some(reason.clone());
-                tracing::info!(document_id = %id, attempt = job.attempts, "callback will be retried: {reason}");
+                tracing::info!(attempt = job.attempts, "callback will be retried: {reason}");
                 Err(JobError::Retry {
                     reason: reason.clone(),
                     after: *retry_after,
@@ -379,27 +440,5 @@ impl Handler for CallbackHandler {
         }
         w.store.set_delivery(&id, &state).await.map_err(transient)?;
         result
-    }
-
-    async fn exhausted(&self, job: &Job, reason: &str) {
-        let Ok(id) = document_id(job) else { return };
-        let Ok(Some(doc)) = self.0.store.document(&id).await else {
-            return;
-        };
-        let mut state = doc.delivery.unwrap_or(DeliveryState {
-            state: "failed".into(),
-            attempts: i64::from(job.attempts),
-            webhook_id: webhook_id(&id),
-            last_status: None,
-            last_error: None,
-            next_attempt_at_ms: None,
-            delivered_at_ms: None,
-        });
-        state.state = "failed".into();
-        state.last_error = Some(reason.to_owned());
-        state.next_attempt_at_ms = None;
-        if let Err(e) = self.0.store.set_delivery(&id, &state).await {
-            tracing::error!(document_id = %id, "could not record the delivery failure: {e}");
-        }
     }
 }

@@ -266,9 +266,17 @@ impl Watermarker {
     ) -> Result<(Vec<u8>, peedy_stamp::Report)> {
         let options = self.options();
         let joined = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let stamper = Stamper::new(watermark, options)?;
-            let stamped = stamper.stamp(&input)?;
+            let stamped = stamper.stamp(&input).inspect_err(|_| {
+                peedy_metrics::stamp_failed(peedy_metrics::Via::Sync);
+            })?;
             let report = stamped.report().clone();
+            peedy_metrics::document_stamped(
+                peedy_metrics::Via::Sync,
+                started.elapsed(),
+                report.pages,
+            );
             let bytes = match stamped {
                 Stamped::Appended { update, .. } => {
                     let mut out = input;

@@ -2,19 +2,34 @@
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use peedy_store::{DocStatus, Document, DocumentId};
-use serde_json::json;
+use serde::Serialize;
 use tokio_util::io::ReaderStream;
+use utoipa::ToSchema;
 
+use crate::openapi::{ErrorBody, Pdf};
 use crate::{ApiError, AppState};
 
-pub(crate) async fn load(state: &AppState, id: &str) -> Result<Document, ApiError> {
-    // Malformed ids are unknown ids: no query needed.
-    let id: DocumentId = id.parse().map_err(|_| ApiError::not_found())?;
+/// The `{id}` of the path as a document id. Malformed ids — also ones that
+/// are not UTF-8, which axum would answer with a plain-text 400 — are
+/// unknown ids: a JSON 404, no query needed.
+fn document_id(id: Result<Path<String>, PathRejection>) -> Result<DocumentId, ApiError> {
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::not_found());
+    };
+    id.parse().map_err(|_| ApiError::not_found())
+}
+
+pub(crate) async fn load(
+    state: &AppState,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Document, ApiError> {
+    let id = document_id(id)?;
     state
         .watermarker
         .store()
@@ -23,60 +38,242 @@ pub(crate) async fn load(state: &AppState, id: &str) -> Result<Document, ApiErro
         .ok_or_else(ApiError::not_found)
 }
 
-/// The JSON shape of `/status` (and of the 202 while not done).
-fn status_json(doc: &Document) -> serde_json::Value {
-    let id = doc.id.to_string();
-    json!({
-        "id": id,
-        "status": doc.status.as_str(),
-        "filename": doc.filename,
-        "pages": doc.pages,
-        "stamped_pages": doc.stamped_pages,
-        "input": { "size": doc.input_size, "sha256": doc.input_sha256 },
-        "output": {
-            "size": doc.output_size,
-            "sha256": doc.output_sha256,
-            "update_sha256": doc.update_sha256,
-            "incremental": doc.status == DocStatus::Done && !doc.output_is_rewrite,
-        },
-        "timings": {
-            "created_at_ms": doc.created_at_ms,
-            "started_at_ms": doc.started_at_ms,
-            "finished_at_ms": doc.finished_at_ms,
-            "stamp_ms": doc.stamp_ms,
-            "queued_ms": doc.started_at_ms.map(|s| s - doc.created_at_ms),
-        },
-        "error": doc.error_code.as_ref().map(|code| json!({ "code": code, "detail": doc.error_detail })),
-        "callback": doc.callback_url.as_ref().map(|url| json!({
-            "url": url,
-            "delivery": doc.delivery,
-        })),
-        "expires_at_ms": doc.expires_at_ms,
-        "status_url": format!("/api/v1/documents/{id}/status"),
-        "download_url": format!("/api/v1/documents/{id}"),
-    })
+/// Where a document is in its life.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for a stamping worker.
+    Queued,
+    /// Being stamped.
+    Running,
+    /// Stamped; the PDF can be downloaded.
+    Done,
+    /// Stamping failed; `error` says why.
+    Failed,
+}
+
+impl From<DocStatus> for Status {
+    fn from(s: DocStatus) -> Self {
+        match s {
+            DocStatus::Queued => Status::Queued,
+            DocStatus::Running => Status::Running,
+            DocStatus::Done => Status::Done,
+            DocStatus::Failed => Status::Failed,
+        }
+    }
+}
+
+/// The uploaded PDF.
+#[derive(Serialize, ToSchema)]
+pub struct Input {
+    /// Bytes.
+    size: i64,
+    /// SHA-256, lowercase hex.
+    sha256: String,
+}
+
+/// The stamped PDF, once done.
+#[derive(Serialize, ToSchema)]
+pub struct Output {
+    /// Bytes.
+    size: Option<i64>,
+    /// SHA-256 of the whole stamped PDF (also its `ETag`).
+    sha256: Option<String>,
+    /// SHA-256 of the update appended to the input (incremental output).
+    update_sha256: Option<String>,
+    /// True when the output is the input plus an appended update.
+    incremental: bool,
+}
+
+/// When things happened (unix milliseconds) and how long they took.
+#[derive(Serialize, ToSchema)]
+pub struct Timings {
+    /// Accepted.
+    created_at_ms: i64,
+    /// Stamping (last) started.
+    started_at_ms: Option<i64>,
+    /// Stamping finished or failed.
+    finished_at_ms: Option<i64>,
+    /// Time in the engine.
+    stamp_ms: Option<i64>,
+    /// Time waiting in the queue.
+    queued_ms: Option<i64>,
+}
+
+/// Why stamping failed.
+#[derive(Serialize, ToSchema)]
+pub struct Failure {
+    /// Machine-readable (`not_a_pdf`, `encrypted`, …).
+    code: String,
+    /// A sentence.
+    detail: Option<String>,
+}
+
+/// A callback delivery's state.
+#[derive(Serialize, ToSchema)]
+pub struct Delivery {
+    /// `pending`, `delivering`, `delivered`, `failed`, `gone` or
+    /// `waiting_breaker`.
+    state: String,
+    /// Attempts so far (deferrals by the breaker do not count).
+    attempts: i64,
+    /// The `webhook-id` header, the same on every attempt.
+    webhook_id: String,
+    /// HTTP status of the last attempt, if it got an answer.
+    last_status: Option<i64>,
+    /// Why the last attempt failed.
+    last_error: Option<String>,
+    /// When the next attempt is due (unix ms).
+    next_attempt_at_ms: Option<i64>,
+    /// When it was delivered (unix ms).
+    delivered_at_ms: Option<i64>,
+}
+
+/// The document's callback.
+#[derive(Serialize, ToSchema)]
+pub struct Callback {
+    /// The `callback_url` given at upload.
+    url: String,
+    /// Set once the document is stamped and its delivery queued.
+    delivery: Option<Delivery>,
+}
+
+/// `GET /api/v1/documents/{id}/status` (and the 202 of a download before
+/// the document is done).
+#[derive(Serialize, ToSchema)]
+pub struct DocumentStatus {
+    /// The document id.
+    id: String,
+    /// Where it is.
+    status: Status,
+    /// The upload's sanitized filename.
+    filename: String,
+    /// Pages in the PDF, once stamped.
+    pages: Option<i64>,
+    /// Pages that got the watermark.
+    stamped_pages: Option<i64>,
+    /// The uploaded PDF.
+    input: Input,
+    /// The stamped PDF.
+    output: Output,
+    /// When and how long.
+    timings: Timings,
+    /// Set when stamping failed.
+    error: Option<Failure>,
+    /// Set when a `callback_url` was given.
+    callback: Option<Callback>,
+    /// When the document and its files are deleted (unix ms).
+    expires_at_ms: i64,
+    /// This status.
+    status_url: String,
+    /// The stamped PDF.
+    download_url: String,
+}
+
+impl DocumentStatus {
+    fn of(doc: &Document) -> Self {
+        let id = doc.id.to_string();
+        DocumentStatus {
+            status: doc.status.into(),
+            filename: doc.filename.clone(),
+            pages: doc.pages,
+            stamped_pages: doc.stamped_pages,
+            input: Input {
+                size: doc.input_size,
+                sha256: doc.input_sha256.clone(),
+            },
+            output: Output {
+                size: doc.output_size,
+                sha256: doc.output_sha256.clone(),
+                update_sha256: doc.update_sha256.clone(),
+                incremental: doc.status == DocStatus::Done && !doc.output_is_rewrite,
+            },
+            timings: Timings {
+                created_at_ms: doc.created_at_ms,
+                started_at_ms: doc.started_at_ms,
+                finished_at_ms: doc.finished_at_ms,
+                stamp_ms: doc.stamp_ms,
+                queued_ms: doc.started_at_ms.map(|s| s - doc.created_at_ms),
+            },
+            error: doc.error_code.as_ref().map(|code| Failure {
+                code: code.clone(),
+                detail: doc.error_detail.clone(),
+            }),
+            callback: doc.callback_url.as_ref().map(|url| Callback {
+                url: url.clone(),
+                delivery: doc.delivery.as_ref().map(|d| Delivery {
+                    state: d.state.clone(),
+                    attempts: d.attempts,
+                    webhook_id: d.webhook_id.clone(),
+                    last_status: d.last_status,
+                    last_error: d.last_error.clone(),
+                    next_attempt_at_ms: d.next_attempt_at_ms,
+                    delivered_at_ms: d.delivered_at_ms,
+                }),
+            }),
+            expires_at_ms: doc.expires_at_ms,
+            status_url: format!("/api/v1/documents/{id}/status"),
+            download_url: format!("/api/v1/documents/{id}"),
+            id,
+        }
+    }
 }
 
 /// `GET /api/v1/documents/{id}/status`.
+#[utoipa::path(
+    get,
+    path = "/documents/{id}/status",
+    tag = "documents",
+    summary = "A document's status",
+    description = "Status, pages, sizes, hashes, timings, the error if stamping failed, and the callback's delivery state.",
+    params(("id" = String, Path, description = "The document id from the upload")),
+    responses(
+        (status = 200, description = "The status", body = DocumentStatus),
+        (status = 404, description = "No document with this id (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`database_unavailable`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn document_status(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let doc = load(&state, &id).await?;
-    Ok(Json(status_json(&doc)).into_response())
+    let doc = load(&state, id).await?;
+    Ok(Json(DocumentStatus::of(&doc)).into_response())
 }
 
 /// `GET /api/v1/documents/{id}`: the stamped PDF as an attachment once done;
 /// 202 with the status and `Retry-After` before; 422 with the reason if it
 /// failed.
+#[utoipa::path(
+    get,
+    path = "/documents/{id}",
+    tag = "documents",
+    summary = "Download the stamped PDF",
+    description = "The stamped PDF as an attachment once done; while queued or running, 202 with the status and `Retry-After`; 422 with the reason if stamping failed.",
+    params(("id" = String, Path, description = "The document id from the upload")),
+    responses(
+        (status = 200, description = "The stamped PDF", content_type = "application/pdf", body = Pdf,
+            headers(
+                ("Content-Disposition" = String, description = "`attachment` with the upload's sanitized filename"),
+                ("ETag" = String, description = "The output's SHA-256, quoted"),
+            )),
+        (status = 202, description = "Not stamped yet: the status", body = DocumentStatus,
+            headers(("Retry-After" = u64, description = "Seconds until it is worth asking again"))),
+        (status = 404, description = "No document with this id (`not_found`)", body = ErrorBody),
+        (status = 422, description = "Stamping failed; `code` and `detail` say why", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`database_unavailable`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn download_document(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let doc = load(&state, &id).await?;
+    let doc = load(&state, id).await?;
     match doc.status {
         DocStatus::Queued | DocStatus::Running => {
-            let mut res = (StatusCode::ACCEPTED, Json(status_json(&doc))).into_response();
+            let mut res = (StatusCode::ACCEPTED, Json(DocumentStatus::of(&doc))).into_response();
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return Ok(res);
@@ -170,11 +367,25 @@ fn content_disposition(name: &str) -> String {
 }
 
 /// `DELETE /api/v1/documents/{id}`: removes the document and its blobs.
+#[utoipa::path(
+    delete,
+    path = "/documents/{id}",
+    tag = "documents",
+    summary = "Delete a document",
+    description = "Removes the document, its jobs and the files nothing else uses.",
+    params(("id" = String, Path, description = "The document id from the upload")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No document with this id (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`database_unavailable`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn delete_document(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id: DocumentId = id.parse().map_err(|_| ApiError::not_found())?;
+    let id = document_id(id)?;
     if state.watermarker.delete(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -16,11 +16,21 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    title: &'a str,
-    code: &'a str,
-    detail: &'a str,
+/// The body of every error response, as the original's ErrorView.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The HTTP status's reason phrase, e.g. `Bad Request`.
+    #[schema(example = "Bad Request")]
+    pub title: String,
+    /// Machine-readable, e.g. `missing_params`, `no_pdfs`, `not_found`,
+    /// `too_large`, `queue_full`, or the engine's code (`encrypted`, …).
+    #[schema(example = "missing_params")]
+    pub code: String,
+    /// A sentence saying what was wrong.
+    #[schema(
+        example = "Watermark is missing: give the text as the `watermark` query parameter or form field"
+    )]
+    pub detail: String,
 }
 
 impl ApiError {
@@ -82,10 +92,10 @@ impl IntoResponse for ApiError {
         let title = self.status.canonical_reason().unwrap_or("Error");
         let mut res = (
             self.status,
-            Json(Body {
-                title,
-                code: &self.code,
-                detail: &self.detail,
+            Json(ErrorBody {
+                title: title.to_owned(),
+                code: self.code,
+                detail: self.detail,
             }),
         )
             .into_response();

@@ -4,6 +4,10 @@
 //!
 //! [`router`] builds the axum app from an [`AppState`]; [`serve`] runs it on
 //! a listener until a shutdown future resolves (tests pass `127.0.0.1:0`).
+//! [`ops_router`] is the part any node serves, also one that only runs
+//! workers: `/healthcheck`, `/readyz`, `/metrics`. The routes and their
+//! OpenAPI description ([`openapi::spec`], served at
+//! `/api/v1/openapi.json`) come from one table, `openapi::routes`.
 #![deny(missing_docs)]
 
 mod auth;
@@ -11,6 +15,8 @@ mod cluster;
 mod documents;
 mod error;
 mod health;
+mod metrics;
+pub mod openapi;
 mod page;
 mod preview;
 mod sync;
@@ -24,7 +30,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::get;
 use peedy_watermarker::Watermarker;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -93,49 +99,33 @@ impl MakeRequestId for Ids {
 
 /// The whole API as an axum router.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/documents", post(upload::create_documents))
-        .route(
-            "/documents/{id}",
-            get(documents::download_document).delete(documents::delete_document),
-        )
-        .route("/documents/{id}/status", get(documents::document_status))
-        .route(
-            "/documents/{id}/preview.png",
-            get(preview::document_preview),
-        )
-        .route("/stamp", post(sync::stamp_document))
-        .route("/cluster", get(cluster::cluster))
-        // Tokens guard the routes above; see `auth` for why dev/null is open.
-        .route_layer(from_fn_with_state(
-            state.config.api_tokens.clone(),
-            auth::require_token,
-        ))
-        .route("/dev/null", post(health::dev_null));
+    let (guarded, _) = openapi::guarded_routes().split_for_parts();
+    // Tokens guard these; see `auth` for why dev/null and the description
+    // stay open.
+    let guarded = guarded.route_layer(from_fn_with_state(
+        state.config.api_tokens.clone(),
+        auth::require_token,
+    ));
+    let (open, _) = openapi::open_routes().split_for_parts();
+    let (ops, _) = openapi::ops_routes().split_for_parts();
     let pages = Router::new()
         .route("/", get(page::index))
         .route("/assets/app.css", get(page::css))
         .route("/assets/app.js", get(page::js))
         .route("/assets/icon.svg", get(page::icon))
         .route("/favicon.ico", get(page::icon));
-    with_layers(ops_routes().merge(pages).nest("/api/v1", api), state)
+    finish(ops.merge(pages).nest("/api/v1", guarded.merge(open)), state)
 }
 
-/// What every node serves, a worker-only one included (for orchestrators'
-/// probes): `/healthcheck` and `/readyz`.
-fn ops_routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthcheck", get(health::healthcheck))
-        .route("/readyz", get(health::readyz))
-}
-
-/// The router of a node without the web role: the probes only.
+/// Only `/healthcheck`, `/readyz` and `/metrics`, with the same logging,
+/// request ids and request metrics: for a node that runs workers but no API.
 pub fn ops_router(state: AppState) -> Router {
-    with_layers(ops_routes(), state)
+    let (routes, _) = openapi::ops_routes().split_for_parts();
+    finish(routes, state)
 }
 
-/// Fallbacks, request ids, tracing and the state, around `routes`.
-fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+/// The fallbacks and layers every router gets.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
     let prefix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
@@ -149,6 +139,7 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .method_not_allowed_fallback(health::method_not_allowed)
         // Uploads are limited per file while they stream to disk.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -37,11 +38,26 @@ static RENDERS: Semaphore = Semaphore::const_new(RENDERS_AT_ONCE);
 /// `GET /api/v1/documents/{id}/preview.png`: 200 `image/png` once done;
 /// 409 JSON + `Retry-After` while queued or running; 422 JSON when stamping
 /// failed or the page cannot be rendered; 404 JSON for an unknown id.
+#[utoipa::path(
+    get,
+    path = "/documents/{id}/preview.png",
+    tag = "documents",
+    summary = "A picture of the stamped first page",
+    params(("id" = String, Path, description = "The document id")),
+    responses(
+        (status = 200, description = "Page 1 of the stamped PDF as PNG (at most 800 px on its longest side)", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "No document with this id", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Not stamped yet; try again after `Retry-After` seconds", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 422, description = "Stamping failed, or the page cannot be rendered", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn document_preview(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let doc = load(&state, &id).await?;
+    let doc = load(&state, id).await?;
+    let doc_id = doc.id.clone();
     match doc.status {
         DocStatus::Queued | DocStatus::Running => {
             return Err(ApiError::new(
@@ -82,7 +98,7 @@ pub async fn document_preview(
             ));
         }
         Ok(Err(join)) => {
-            tracing::error!(document = %id, "the preview renderer panicked: {join}");
+            tracing::error!(document = %doc_id, "the preview renderer panicked: {join}");
             return Err(unrenderable("The first page cannot be rendered"));
         }
         Ok(Ok(Err(why))) => return Err(unrenderable(why)),

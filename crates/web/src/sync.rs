@@ -12,9 +12,29 @@ use futures_util::StreamExt;
 use peedy_watermarker::WatermarkSpec;
 
 use crate::error::stamp_error;
+use crate::openapi::{ErrorBody, Pdf, SpecParams, StampForm};
 use crate::{ApiError, AppState};
 
 /// `POST /api/v1/stamp`.
+#[utoipa::path(
+    post,
+    path = "/stamp",
+    tag = "stamp",
+    summary = "Stamp one small PDF now",
+    description = "Synchronous, for small files (up to `--max-sync-bytes`): a raw `application/pdf` body with the spec in the query, or multipart with one file part (the first is used) and the spec in the query or form fields. Answers the stamped PDF; nothing is stored.",
+    params(SpecParams),
+    request_body(content(
+        (Pdf = "application/pdf"),
+        (StampForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, description = "The stamped PDF", content_type = "application/pdf", body = Pdf,
+            headers(("x-peedy-pages" = u32, description = "Pages in the PDF"))),
+        (status = 400, description = "No watermark (`missing_params`), no PDF (`no_pdfs`), an invalid spec field, or a malformed body", body = ErrorBody),
+        (status = 413, description = "The PDF is larger than `--max-sync-bytes` (`too_large`)", body = ErrorBody),
+        (status = 422, description = "The PDF cannot be stamped (not a PDF, encrypted, damaged beyond repair, over a limit); `code` says which", body = ErrorBody),
+    )
+)]
 pub async fn stamp_document(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,

@@ -14,8 +14,11 @@ use futures_util::{StreamExt, TryStreamExt};
 use peedy_watermarker::{STAMP_QUEUE, Upload, WatermarkSpec, sanitize_filename};
 use serde::Serialize;
 use tokio_util::io::StreamReader;
+use utoipa::ToSchema;
 
+use crate::documents::Status;
 use crate::error::stamp_error;
+use crate::openapi::{ErrorBody, SpecParams, UploadForm, UploadParams};
 use crate::{ApiError, AppState, request_id};
 
 /// Longest accepted text form field.
@@ -24,26 +27,35 @@ const MAX_FIELD_BYTES: usize = 16 * 1024;
 const MAGIC_WINDOW: usize = 1024;
 
 /// One accepted document in the response.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Accepted {
+    /// The document id (random, unguessable).
     id: String,
+    /// The upload's sanitized filename.
     filename: String,
-    status: &'static str,
+    /// Always `queued` at first.
+    status: Status,
+    /// Where to poll its status.
     status_url: String,
+    /// Where to download the stamped PDF.
     download_url: String,
 }
 
 /// A part that was not accepted, and why.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Skipped {
+    /// The part's filename, if it had one.
     filename: Option<String>,
+    /// Why it was skipped (not `application/pdf`, or no `%PDF` marker).
     reason: String,
 }
 
 /// The upload response.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Created {
+    /// The accepted documents, in upload order.
     documents: Vec<Accepted>,
+    /// The parts that were not PDFs.
     skipped: Vec<Skipped>,
 }
 
@@ -83,6 +95,23 @@ fn has_magic(head: &[u8]) -> bool {
 }
 
 /// `POST /api/v1/documents`.
+#[utoipa::path(
+    post,
+    path = "/documents",
+    tag = "documents",
+    summary = "Upload PDFs to stamp",
+    description = "Multipart with one or more PDFs under any part names: a part counts as a PDF when its content type is `application/pdf` **and** it starts with `%PDF`; other parts are skipped and listed. The watermark text is required, as the `watermark` query parameter or form field; the other spec fields and `callback_url` are optional. Each document is stamped by a worker; its stamped PDF is sent to `callback_url` (multipart `file` + `id`) and can be downloaded.",
+    params(UploadParams, SpecParams),
+    request_body(content = UploadForm, content_type = "multipart/form-data",
+        encoding(("file" = (content_type = "application/pdf")))),
+    responses(
+        (status = 200, description = "Accepted: each document's id and URLs, and the skipped parts", body = Created),
+        (status = 400, description = "No watermark (`missing_params`), no PDF (`no_pdfs`), an invalid spec field or callback URL, or a malformed body", body = ErrorBody),
+        (status = 413, description = "A file is larger than `--max-upload-bytes` (`too_large`) or there are too many files (`too_many_files`)", body = ErrorBody),
+        (status = 503, description = "Too many documents wait already (`queue_full`) or the database is unavailable (`database_unavailable`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn create_documents(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -305,7 +334,7 @@ async fn accept(
         .map(|(id, u)| Accepted {
             id: id.to_string(),
             filename: u.filename.clone(),
-            status: "queued",
+            status: Status::Queued,
             status_url: format!("/api/v1/documents/{id}/status"),
             download_url: format!("/api/v1/documents/{id}"),
         })
