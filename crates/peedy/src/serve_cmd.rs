@@ -265,7 +265,8 @@ fn api_tokens(args: &ServeArgs) -> anyhow::Result<Option<ApiTokens>> {
     }
 }
 
-/// The retention sweeper: deletes expired documents every minute.
+/// The retention sweeper, every minute: expired documents, orphan blobs,
+/// failed jobs past the retention time.
 async fn sweep(watermarker: Arc<Watermarker>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -282,6 +283,19 @@ async fn sweep(watermarker: Arc<Watermarker>, shutdown: CancellationToken) {
             .await
         {
             tracing::warn!("orphan blob sweep failed: {e}");
+        }
+        // Failed jobs stay visible (`/metrics`, `peedy cluster`) for the
+        // retention time, then go; a document's own jobs go with it.
+        let retention =
+            i64::try_from(watermarker.config().retention.as_millis()).unwrap_or(i64::MAX);
+        match watermarker
+            .queue()
+            .purge_failed(peedy_store::now_ms().saturating_sub(retention))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "failed jobs past retention purged"),
+            Err(e) => tracing::warn!("purging failed jobs failed: {e}"),
         }
     }
 }
