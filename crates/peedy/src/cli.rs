@@ -57,7 +57,75 @@ pub enum Command {
     /// flag can also be set with the PEEDY_* environment variable shown.
     /// SIGTERM or Ctrl-C stops taking work, lets jobs in flight finish for
     /// --shutdown-grace-secs, hands the rest back to the queue and exits.
+    ///
+    /// As separate services: several processes with --database-url
+    /// postgres://… and --roles web or --roles worker share one PostgreSQL.
     Serve(ServeArgs),
+
+    /// Show the nodes sharing this database, what each is running, and the
+    /// depth of each queue (the same JSON as GET /api/v1/cluster with --json).
+    Cluster(ClusterArgs),
+
+    /// Print a shell completion script for peedy on standard output.
+    ///
+    /// For example, for bash: `peedy completions bash > ~/.local/share/bash-completion/completions/peedy`;
+    /// for zsh, write it as `_peedy` into a directory on your $fpath; for
+    /// fish: `peedy completions fish > ~/.config/fish/completions/peedy.fish`.
+    Completions(CompletionsArgs),
+
+    /// Print the manual page (roff) on standard output, or write one page per
+    /// command into a directory.
+    ///
+    /// Read it with `peedy man | man -l -` or `peedy man stamp | man -l -`;
+    /// install every page with `peedy man --dir /usr/local/share/man/man1`.
+    Man(ManArgs),
+}
+
+/// `peedy cluster`: which database to read.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Directory of the embedded SQLite database (as for `serve`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PEEDY_DATA_DIR",
+        default_value = "peedy-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database URL (as for `serve`): postgres://… for a cluster.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PEEDY_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `peedy completions`: which shell.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `peedy man`: which page, or where all pages go.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The page of this subcommand (peedy-stamp(1), …) instead of peedy(1).
+    #[arg(value_name = "COMMAND", value_parser = ["stamp", "serve", "cluster", "completions", "man"], conflicts_with = "dir")]
+    pub command: Option<String>,
+
+    /// Write peedy.1 and a page per subcommand (peedy-stamp.1, …) into this
+    /// directory (created when missing) instead of printing peedy.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `peedy serve`: where to listen and store, how many workers, limits,
@@ -99,6 +167,30 @@ pub struct ServeArgs {
     /// PostgreSQL.
     #[arg(long, value_name = "WHERE", env = "PEEDY_BLOB_STORE", value_enum)]
     pub blob_store: Option<BlobStoreArg>,
+
+    /// What this process does: web (the HTTP API), worker (the stamping
+    /// and callback jobs), or both. Separate web and worker processes need a
+    /// shared database (--database-url postgres://…); a worker still answers
+    /// /healthcheck and /readyz on --listen.
+    #[arg(
+        long,
+        value_name = "ROLES",
+        env = "PEEDY_ROLES",
+        value_delimiter = ',',
+        default_value = "web,worker",
+        value_parser = ["web", "worker"]
+    )]
+    pub roles: Vec<String>,
+
+    /// Seconds between this node's heartbeats in the cluster view; a node
+    /// that misses three drops off it.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "PEEDY_HEARTBEAT_SECS",
+        default_value_t = 5.0
+    )]
+    pub heartbeat_secs: f64,
 
     /// Stamping jobs run at once (default: the number of CPU cores).
     #[arg(long, value_name = "N", env = "PEEDY_STAMP_CONCURRENCY")]
@@ -259,6 +351,23 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FORMAT", env = "PEEDY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
+    /// Require `Authorization: Bearer TOKEN` on the /api routes, with one of
+    /// these comma-separated tokens (POST /api/v1/dev/null, /healthcheck,
+    /// /readyz and the web page stay open).
+    #[arg(
+        long,
+        value_name = "TOKENS",
+        env = "PEEDY_API_TOKENS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub api_tokens: Vec<String>,
+
+    /// Like --api-tokens, from a file with one token per line (blank lines
+    /// and lines starting with # are ignored); both may be given.
+    #[arg(long, value_name = "FILE", env = "PEEDY_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -322,6 +431,12 @@ pub struct StampArgs {
     /// Overwrite existing output files (the input itself never is).
     #[arg(short, long)]
     pub force: bool,
+
+    /// Print one JSON document on standard output describing every input:
+    /// its output, pages, stamped pages, sizes and milliseconds, or its error
+    /// code and message (for scripts; the exit status is the same).
+    #[arg(long)]
+    pub json: bool,
 
     /// The watermark itself.
     #[command(flatten)]

@@ -6,6 +6,8 @@
 //! and [`UsageError`]s found by the commands before they start work.
 
 mod cli;
+mod cluster_cmd;
+mod manual_cmd;
 mod serve_cmd;
 mod stamp_cmd;
 
@@ -37,6 +39,15 @@ fn main() -> ExitCode {
     let (name, result) = match cli.command {
         Command::Stamp(args) => ("stamp", stamp_cmd::run(args)),
         Command::Serve(args) => ("serve", serve_cmd::run(args)),
+        Command::Cluster(args) => ("cluster", cluster_cmd::run(args)),
+        Command::Completions(args) => (
+            "completions",
+            manual_cmd::completions(&args).map(|()| stamp_cmd::Summary::default()),
+        ),
+        Command::Man(args) => (
+            "man",
+            manual_cmd::man(&args).map(|()| stamp_cmd::Summary::default()),
+        ),
     };
     match result {
         Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use peedy_callbacks::{BreakerConfig, CallbackConfig, Deliverer};
+use peedy_cluster::{Node, Role};
 use peedy_queue::{Queue, QueueConfig, run_workers};
 use peedy_store::{BlobBackend, Store};
 use peedy_watermarker::{CALLBACK_QUEUE, Config, STAMP_QUEUE, Watermarker};
-use peedy_web::{AppState, WebConfig};
+use peedy_web::{ApiTokens, AppState, WebConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::UsageError;
@@ -83,6 +84,8 @@ fn init_logging(format: &str) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // First, so a bad token setting stops the server before it opens anything.
+    let api_tokens = api_tokens(&args)?;
     let queue_config = QueueConfig {
         lease: secs("--lease-secs", args.lease_secs)?.max(Duration::from_secs(1)),
         poll_interval: Duration::from_secs(1),
@@ -109,6 +112,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
 
+    let roles: Vec<Role> = args.roles.iter().filter_map(|r| Role::parse(r)).collect();
+    if roles.is_empty() {
+        return Err(UsageError("--roles needs web, worker, or both".into()).into());
+    }
+    let is_postgres = args
+        .database_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres"));
+    if roles.len() == 1 && !is_postgres {
+        tracing::warn!(
+            roles = ?args.roles,
+            "a single role on a database of its own: the other role must run on the same \
+             SQLite file (same machine) or nothing picks up the work; use --database-url \
+             postgres://… for separate services"
+        );
+    }
+    let heartbeat = secs("--heartbeat-secs", args.heartbeat_secs)?;
+
     let url = args.database_url.as_deref();
     let blob_backend = args
         .blob_store
@@ -121,7 +142,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             opened.with_context(|| format!("opening the store in {}", args.data_dir.display()))?
         }
     };
-    let node_id = format!("{}-{}", hostname(), std::process::id());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    let node = Node::new(
+        store.clone(),
+        &hostname(),
+        &roles,
+        env!("CARGO_PKG_VERSION"),
+        Some(addr.to_string()),
+        heartbeat,
+    );
+    // Registered before serving, so the view shows it as soon as it answers.
+    if let Err(error) = node.beat().await {
+        tracing::warn!(%error, "could not register this node in the cluster view yet");
+    }
+    let node_id = node.id().to_owned();
     let queue = Queue::new(store.clone(), node_id.clone(), queue_config);
     let deliverer = Deliverer::new(callback_config).context("setting up callback delivery")?;
     let config = Config {
@@ -138,53 +177,101 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_files: args.max_files.max(1),
             max_queued: args.max_queued,
             max_sync_bytes: args.max_sync_bytes.0,
+            api_tokens,
         }),
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let addr = listener
-        .local_addr()
-        .context("reading the listening address")?;
 
     let shutdown = CancellationToken::new();
     let workers = tokio_util::task::TaskTracker::new();
-    workers.spawn(run_workers(
-        queue.clone(),
-        STAMP_QUEUE,
-        stamp_concurrency,
-        watermarker.stamp_handler(),
-        shutdown.child_token(),
-        grace,
-    ));
-    workers.spawn(run_workers(
-        queue.clone(),
-        CALLBACK_QUEUE,
-        args.callback_concurrency.max(1),
-        watermarker.callback_handler(),
-        shutdown.child_token(),
-        grace,
-    ));
-    workers.spawn(sweep(Arc::clone(&watermarker), shutdown.child_token()));
+    if roles.contains(&Role::Worker) {
+        workers.spawn(run_workers(
+            queue.clone(),
+            STAMP_QUEUE,
+            stamp_concurrency,
+            watermarker.stamp_handler(),
+            shutdown.child_token(),
+            grace,
+        ));
+        workers.spawn(run_workers(
+            queue.clone(),
+            CALLBACK_QUEUE,
+            args.callback_concurrency.max(1),
+            watermarker.callback_handler(),
+            shutdown.child_token(),
+            grace,
+        ));
+        workers.spawn(sweep(Arc::clone(&watermarker), shutdown.child_token()));
+    }
+    workers.spawn(node.run(shutdown.child_token()));
     workers.close();
 
     tokio::spawn(signal_shutdown(shutdown.clone()));
     // Printed on stdout for scripts and tests that start on port 0.
     println!("peedy listening on http://{addr}");
-    tracing::info!(%addr, node = %node_id, data_dir = %args.data_dir.display(), blobs = %blob_backend, stamp_concurrency, "peedy serving");
+    tracing::info!(%addr, node = %node_id, roles = %args.roles.join(","), data_dir = %args.data_dir.display(), blobs = %blob_backend, stamp_concurrency, "peedy serving");
 
     let server_stop = shutdown.clone();
-    peedy_web::serve(
-        listener,
-        state,
-        async move { server_stop.cancelled().await },
-    )
-    .await
-    .context("serving HTTP")?;
+    let app = if roles.contains(&Role::Web) {
+        peedy_web::router(state)
+    } else {
+        peedy_web::ops_router(state)
+    };
+    peedy_web::serve_router(listener, app, async move { server_stop.cancelled().await })
+        .await
+        .context("serving HTTP")?;
     shutdown.cancel();
     workers.wait().await;
     tracing::info!("peedy stopped");
     Ok(())
+}
+
+/// The API tokens from `--api-tokens` and `--api-token-file`. Asking for
+/// tokens and ending up with none (an empty file, a stray comma) is an error
+/// rather than an open API: it fails closed.
+fn api_tokens(args: &ServeArgs) -> anyhow::Result<Option<ApiTokens>> {
+    let mut tokens: Vec<String> = Vec::new();
+    let mut asked = false;
+    for t in &args.api_tokens {
+        asked = true;
+        tokens.push(t.trim().to_owned());
+    }
+    if let Some(path) = &args.api_token_file {
+        asked = true;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--api-token-file {}: cannot read it", path.display()))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    if let Some(bad) = tokens
+        .iter()
+        .find(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        let why = if bad.is_empty() {
+            "an empty token"
+        } else {
+            "a token with spaces or characters other than printable ASCII"
+        };
+        return Err(UsageError(format!("--api-tokens/--api-token-file: {why}")).into());
+    }
+    tokens.sort();
+    tokens.dedup();
+    match ApiTokens::new(&tokens) {
+        None if asked => Err(UsageError(
+            "--api-tokens/--api-token-file gave no tokens; refusing to serve the API without them"
+                .into(),
+        )
+        .into()),
+        found => {
+            if let Some(t) = &found {
+                tracing::info!(tokens = t.len(), "the /api routes need a bearer token");
+            }
+            Ok(found)
+        }
+    }
 }
 
 /// The retention sweeper: deletes expired documents every minute.

@@ -14,8 +14,9 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -28,7 +29,7 @@ use crate::cli::StampArgs;
 const DEFAULT_SUFFIX: &str = ".stamped";
 
 /// How a run went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {
     /// Files stamped and written.
     pub stamped: usize,
@@ -43,13 +44,28 @@ pub struct Summary {
 pub fn run(args: StampArgs) -> anyhow::Result<Summary> {
     let stamper = build_stamper(&args)?;
     let plan = plan_outputs(&args)?;
+    if args.json && plan.jobs.iter().any(|j| j.sink == Sink::Stdout) {
+        return Err(UsageError(
+            "--json prints its report on standard output, so the PDF cannot go there; \
+             give -o FILE or a directory"
+                .into(),
+        )
+        .into());
+    }
     if let Some(dir) = &plan.create_dir {
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     }
     let limits = args.limits.to_limits();
-    let summary = stamp_all(&stamper, &limits, &plan.jobs);
-    if plan.jobs.len() > 1 {
+    let outcomes = stamp_all(&stamper, &limits, &plan.jobs);
+    let failed = outcomes.iter().filter(|o| o.is_err()).count();
+    let summary = Summary {
+        stamped: outcomes.len() - failed,
+        failed,
+    };
+    if args.json {
+        print_json(&plan.jobs, &outcomes, summary)?;
+    } else if plan.jobs.len() > 1 {
         let failed = match summary.failed {
             0 => String::new(),
             n => format!(" ({n} failed)"),
@@ -388,16 +404,30 @@ fn same_file(a: &Path, b: &Path) -> bool {
     matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
 }
 
+/// What stamping one file did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Done {
+    pages: u32,
+    stamped_pages: u32,
+    input_bytes: u64,
+    output_bytes: u64,
+    /// The original bytes followed by an appended update (not a rewrite).
+    incremental: bool,
+    millis: u128,
+}
+
 /// Stamps every job on `available_parallelism` workers that pull the next job
-/// from a shared index, reporting failures on stderr as they happen.
-fn stamp_all(stamper: &Stamper, limits: &Limits, jobs: &[Job]) -> Summary {
+/// from a shared index, reporting failures on stderr as they happen. The
+/// outcomes come back in the order of `jobs`.
+fn stamp_all(stamper: &Stamper, limits: &Limits, jobs: &[Job]) -> Vec<anyhow::Result<Done>> {
     let total = jobs.len();
     let workers = thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, total.max(1));
     let progress = Progress::new(total);
     let next = AtomicUsize::new(0);
-    let failed = AtomicUsize::new(0);
+    let outcomes: Mutex<Vec<Option<anyhow::Result<Done>>>> =
+        Mutex::new((0..total).map(|_| None).collect());
     thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -407,9 +437,16 @@ fn stamp_all(stamper: &Stamper, limits: &Limits, jobs: &[Job]) -> Summary {
                         break;
                     };
                     progress.started(&job.source);
-                    if let Err(err) = stamp_one(stamper, limits, job) {
-                        failed.fetch_add(1, Ordering::Relaxed);
+                    let outcome = stamp_one(stamper, limits, job);
+                    if let Err(err) = &outcome {
                         progress.suspend(|| eprintln!("peedy: {}: {err:#}", job.source));
+                    }
+                    if let Some(slot) = outcomes
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_mut(i)
+                    {
+                        *slot = Some(outcome);
                     }
                     progress.finished();
                 }
@@ -417,10 +454,76 @@ fn stamp_all(stamper: &Stamper, limits: &Limits, jobs: &[Job]) -> Summary {
         }
     });
     progress.clear();
-    let failed = failed.into_inner();
-    Summary {
-        stamped: total - failed,
-        failed,
+    outcomes
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(anyhow::anyhow!("internal error: the file was skipped"))))
+        .collect()
+}
+
+/// `--json`: one document on stdout, every input in the order given.
+fn print_json(
+    jobs: &[Job],
+    outcomes: &[anyhow::Result<Done>],
+    summary: Summary,
+) -> anyhow::Result<()> {
+    let files: Vec<serde_json::Value> = jobs
+        .iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| {
+            let input = match &job.source {
+                Source::Stdin => "-".to_owned(),
+                Source::File(p) => p.display().to_string(),
+            };
+            let output = match &job.sink {
+                Sink::Stdout => "-".to_owned(),
+                Sink::File(p) => p.display().to_string(),
+            };
+            match outcome {
+                Ok(d) => serde_json::json!({
+                    "input": input,
+                    "output": output,
+                    "status": "stamped",
+                    "pages": d.pages,
+                    "stamped_pages": d.stamped_pages,
+                    "input_bytes": d.input_bytes,
+                    "output_bytes": d.output_bytes,
+                    "incremental": d.incremental,
+                    "ms": d.millis,
+                }),
+                Err(err) => serde_json::json!({
+                    "input": input,
+                    "output": output,
+                    "status": "failed",
+                    "error": { "code": error_code(err), "message": format!("{err:#}") },
+                }),
+            }
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "stamped": summary.stamped,
+        "failed": summary.failed,
+        "files": files,
+    });
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &doc)
+        .map_err(io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush())
+        .context("cannot write to standard output")
+}
+
+/// A machine-readable code for a failed file: the engine's own code
+/// (`password_protected`, `not_a_pdf`, …), `io` for reading and writing
+/// files, `internal` otherwise.
+fn error_code(err: &anyhow::Error) -> &'static str {
+    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<StampError>()) {
+        e.code()
+    } else if err.chain().any(|e| e.is::<io::Error>()) {
+        "io"
+    } else {
+        "internal"
     }
 }
 
@@ -431,7 +534,8 @@ struct Input {
     file_state: Option<(u64, Option<SystemTime>)>,
 }
 
-fn stamp_one(stamper: &Stamper, limits: &Limits, job: &Job) -> anyhow::Result<()> {
+fn stamp_one(stamper: &Stamper, limits: &Limits, job: &Job) -> anyhow::Result<Done> {
+    let started = Instant::now();
     let input = read_source(&job.source, limits.max_input_bytes)?;
     // The engine promises never to panic; if it does anyway, one bad file
     // must not take the rest of the batch down with it.
@@ -445,11 +549,20 @@ fn stamp_one(stamper: &Stamper, limits: &Limits, job: &Job) -> anyhow::Result<()
             stamped
                 .write_to(&input.bytes, &mut out)
                 .and_then(|()| out.flush())
-                .context("cannot write to standard output")
+                .context("cannot write to standard output")?;
         }
         Sink::File(out) => write_file(&job.source, &input, &stamped, out)
-            .with_context(|| format!("cannot write {}", out.display())),
+            .with_context(|| format!("cannot write {}", out.display()))?,
     }
+    let report = stamped.report();
+    Ok(Done {
+        pages: report.pages,
+        stamped_pages: report.stamped_pages,
+        input_bytes: input.bytes.len() as u64,
+        output_bytes: stamped.output_len(&input.bytes) as u64,
+        incremental: matches!(stamped, Stamped::Appended { .. }),
+        millis: started.elapsed().as_millis(),
+    })
 }
 
 /// Reads the whole input, refusing more than `max_bytes` before reading it.

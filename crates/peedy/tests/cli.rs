@@ -404,6 +404,7 @@ fn help_documents_every_flag_and_its_environment_variable() {
         "--output",
         "--suffix",
         "--force",
+        "--json",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
@@ -797,4 +798,180 @@ fn corpus_batch_stamps_every_readable_file() {
         );
     }
     assert!(leftover_temp_files(&out_dir).is_empty());
+}
+
+// ---------------------------------------------------------------- --json, completions, man
+
+#[test]
+fn json_report_describes_every_file_in_order() {
+    let dir = TempDir::new().unwrap();
+    let four = corpus_file("004-");
+    let locked = corpus_file("005-");
+    let tiny = write_pdf(dir.path(), "tiny.pdf", "Hello JSON");
+    let out_dir = dir.path().join("out");
+    let out = run(peedy()
+        .args(["stamp", "--json", "--text", "Ricky Bobby", "-o"])
+        .arg(&out_dir)
+        .arg(&four)
+        .arg(&locked)
+        .arg(&tiny));
+    assert_exit(&out, 1);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert_eq!(report["stamped"], 2, "{report:#}");
+    assert_eq!(report["failed"], 1, "{report:#}");
+    let files = report["files"].as_array().expect("files");
+    assert_eq!(files.len(), 3, "{report:#}");
+
+    for (entry, input, pages, text) in [
+        (&files[0], &four, 4, None),
+        (&files[2], &tiny, 1, Some("Hello JSON")),
+    ] {
+        assert_eq!(entry["status"], "stamped", "{entry:#}");
+        assert_eq!(entry["input"], input.display().to_string());
+        let output = out_dir.join(input.file_name().unwrap());
+        assert_eq!(entry["output"], output.display().to_string());
+        assert_eq!(entry["pages"], pages, "{entry:#}");
+        assert_eq!(entry["stamped_pages"], pages, "{entry:#}");
+        assert_eq!(entry["input_bytes"], fs::metadata(input).unwrap().len());
+        assert_eq!(entry["output_bytes"], fs::metadata(&output).unwrap().len());
+        assert_eq!(entry["incremental"], true, "{entry:#}");
+        assert!(entry["ms"].is_u64(), "{entry:#}");
+        if let Some(text) = text {
+            assert_stamped(&output, "Ricky Bobby", text);
+        }
+    }
+    let failed = &files[1];
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    assert_eq!(failed["input"], locked.display().to_string());
+    assert_eq!(failed["error"]["code"], "password_protected", "{failed:#}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password-protected"),
+        "{failed:#}"
+    );
+    // The human failure line still goes to stderr; the summary is in the JSON.
+    let err = stderr(&out);
+    assert!(err.contains("password-protected"), "{err}");
+    assert!(!err.contains("stamped 2 of 3"), "{err}");
+
+    // Some pages only: the counts say so.
+    let out = run(peedy()
+        .args([
+            "stamp", "--json", "--pages", "2-3", "--text", "x", "-f", "-o",
+        ])
+        .arg(dir.path().join("two.pdf"))
+        .arg(&four));
+    assert_exit(&out, 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"][0]["pages"], 4, "{report:#}");
+    assert_eq!(report["files"][0]["stamped_pages"], 2, "{report:#}");
+    assert_eq!(
+        (report["stamped"].clone(), report["failed"].clone()),
+        (1.into(), 0.into())
+    );
+}
+
+#[test]
+fn json_cannot_share_standard_output_with_the_pdf() {
+    let dir = TempDir::new().unwrap();
+    let pdf = write_pdf(dir.path(), "in.pdf", "Hello");
+    let out = run(peedy()
+        .args(["stamp", "--json", "--text", "x", "-o", "-"])
+        .arg(&pdf));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("--json"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn completions_come_from_the_cli_definition() {
+    let out = run(peedy().args(["completions", "bash"]));
+    assert_exit(&out, 0);
+    let bash = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "_peedy()",
+        "complete -F _peedy",
+        "serve",
+        "stamp",
+        "--text",
+        "--json",
+        "--api-tokens",
+    ] {
+        assert!(bash.contains(needle), "the bash completion lacks {needle}");
+    }
+    let out = run(peedy().args(["completions", "zsh"]));
+    assert_exit(&out, 0);
+    let zsh = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        zsh.starts_with("#compdef peedy"),
+        "{}",
+        &zsh[..zsh.len().min(200)]
+    );
+    assert!(zsh.contains("--api-token-file"));
+    let out = run(peedy().args(["completions", "fish"]));
+    assert_exit(&out, 0);
+    let fish = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        fish.contains("complete -c peedy") && fish.contains("-l text"),
+        "{fish}"
+    );
+    let out = run(peedy().args(["completions", "tcsh"]));
+    assert_exit(&out, 2);
+}
+
+#[test]
+fn man_pages_come_from_the_cli_definition() {
+    let out = run(peedy().arg("man"));
+    assert_exit(&out, 0);
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH peedy 1  \"peedy 0.1.0\""), "{page}");
+    for needle in ["peedy\\-stamp(1)", "peedy\\-serve(1)", "watermarks PDFs"] {
+        assert!(page.contains(needle), "peedy(1) lacks {needle}:\n{page}");
+    }
+
+    let out = run(peedy().args(["man", "stamp"]));
+    assert_exit(&out, 0);
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH peedy-stamp 1"), "{page}");
+    for needle in [
+        "\\-\\-text",
+        "\\-\\-json",
+        "\\-\\-opacity",
+        "PEEDY_PASSWORD",
+        "Exit status",
+    ] {
+        assert!(
+            page.contains(needle),
+            "peedy-stamp(1) lacks {needle}:\n{page}"
+        );
+    }
+
+    let dir = TempDir::new().unwrap();
+    let man_dir = dir.path().join("man1");
+    let out = run(peedy().args(["man", "--dir"]).arg(&man_dir));
+    assert_exit(&out, 0);
+    assert!(out.stdout.is_empty());
+    for name in [
+        "peedy.1",
+        "peedy-stamp.1",
+        "peedy-serve.1",
+        "peedy-completions.1",
+        "peedy-man.1",
+    ] {
+        let page = fs::read_to_string(man_dir.join(name))
+            .unwrap_or_else(|e| panic!("{name} was not written: {e}"));
+        assert!(page.contains(".TH "), "{name}");
+    }
+    let serve = fs::read_to_string(man_dir.join("peedy-serve.1")).unwrap();
+    assert!(
+        serve.contains("\\-\\-api\\-tokens") && serve.contains("PEEDY_API_TOKEN_FILE"),
+        "{serve}"
+    );
 }

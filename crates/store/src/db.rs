@@ -22,6 +22,9 @@ use crate::{Error, Result};
 /// (status polls, downloads) while writes stay short.
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const PG_MAX_CONNECTIONS: u32 = 16;
+/// How long a PostgreSQL statement waits for a connection (or for the server
+/// to come back) before failing.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a SQLite statement waits for the write lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -169,6 +172,9 @@ impl Db {
             Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
                 let pool = PgPoolOptions::new()
                     .max_connections(PG_MAX_CONNECTIONS)
+                    // While the server is down (a restart), requests fail
+                    // fast with 503 instead of hanging for sqlx's default 30 s.
+                    .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                     .connect(url)
                     .await?;
                 Ok(Db::Postgres(pool))

@@ -1,7 +1,8 @@
-//! The store against a real SQLite file in a temporary directory and, with
-//! `PEEDY_TEST_DATABASE_URL=postgres://…`, a real PostgreSQL server. The
-//! blob tests run on every blob backend available: the directory (with
-//! SQLite, and with PostgreSQL) and PostgreSQL itself.
+//! The store against a real SQLite file in a temporary directory (or, with
+//! `PEEDY_TEST_DATABASE_URL=postgres://…`, that PostgreSQL server). The blob
+//! tests run on every blob backend, always: the directory (with SQLite, and
+//! with PostgreSQL) and PostgreSQL itself, on a real server the harness
+//! starts (`peedy_testkit`).
 // Helpers outside #[test] fns unwrap too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +16,7 @@ use peedy_store::{
     BlobBackend, DeliveryState, DocStatus, DocumentId, Done, Error, NewDocument, ResumableSha256,
     Store, WatermarkId, now_ms, on_db, to_hex,
 };
+use peedy_testkit::PgServer;
 use sha2::{Digest as _, Sha256};
 
 /// SQLite in a temp dir; or, with `PEEDY_TEST_DATABASE_URL=postgres://…`,
@@ -41,40 +43,43 @@ async fn fresh_postgres_database(server_url: &str) -> String {
     format!("{server}/{name}")
 }
 
-/// A store per blob backend to test, named for messages: SQLite with the
-/// blob directory always; with `PEEDY_TEST_DATABASE_URL`, PostgreSQL with
-/// its blobs in the database and in the directory.
+/// A fresh database on the PostgreSQL server the harness starts for this
+/// test binary (`peedy_testkit`; without PostgreSQL's binaries the test fails
+/// with the install hint).
+async fn harness_postgres() -> String {
+    let pg = tokio::task::spawn_blocking(PgServer::shared)
+        .await
+        .expect("start PostgreSQL");
+    pg.fresh_database().await
+}
+
+/// A store per blob backend, named for messages: SQLite with the blob
+/// directory, and PostgreSQL with its blobs in the database and in the
+/// directory.
 async fn blob_backends() -> Vec<(String, tempfile::TempDir, Store)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Store::open(None, dir.path()).await.unwrap();
     let mut stores = vec![("sqlite+dir".to_owned(), dir, sqlite)];
-    if let Ok(url) = std::env::var("PEEDY_TEST_DATABASE_URL")
-        && url.starts_with("postgres")
-    {
-        for backend in [BlobBackend::Database, BlobBackend::Dir] {
-            let dir = tempfile::tempdir().unwrap();
-            let db = fresh_postgres_database(&url).await;
-            let store = Store::open_with(Some(&db), dir.path(), backend)
-                .await
-                .unwrap();
-            assert_eq!(store.blobs().backend(), backend);
-            stores.push((format!("postgres+{backend}"), dir, store));
-        }
+    for backend in [BlobBackend::Database, BlobBackend::Dir] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = harness_postgres().await;
+        let store = Store::open_with(Some(&db), dir.path(), backend)
+            .await
+            .unwrap();
+        assert_eq!(store.blobs().backend(), backend);
+        stores.push((format!("postgres+{backend}"), dir, store));
     }
     stores
 }
 
-/// The PostgreSQL store with database blobs, if a server is configured.
-async fn database_blobs() -> Option<(tempfile::TempDir, Store)> {
-    let url = std::env::var("PEEDY_TEST_DATABASE_URL").ok()?;
-    if !url.starts_with("postgres") {
-        return None;
-    }
+/// PostgreSQL with its blobs in the database (the default there).
+async fn database_blobs() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = fresh_postgres_database(&url).await;
-    let store = Store::open(Some(&db), dir.path()).await.unwrap();
+    let store = Store::open(Some(&harness_postgres().await), dir.path())
+        .await
+        .unwrap();
     assert_eq!(store.blobs().backend(), BlobBackend::Database);
-    Some((dir, store))
+    (dir, store)
 }
 
 /// Runs one statement with one text bind on either backend.
@@ -637,9 +642,7 @@ async fn a_cancelled_upload_leaves_nothing() {
 
 #[tokio::test]
 async fn database_blobs_are_chunked_and_concurrent_stores_are_one_blob() {
-    let Some((_dir, store)) = database_blobs().await else {
-        return;
-    };
+    let (_dir, store) = database_blobs().await;
     let data = pattern(2_600_000);
     let puts = (0..4).map(|_| store.blobs().put_reader(&data[..], u64::MAX));
     let stored = futures_util::future::try_join_all(puts).await.unwrap();
@@ -668,9 +671,7 @@ async fn database_blobs_are_chunked_and_concurrent_stores_are_one_blob() {
 
 #[tokio::test]
 async fn an_upload_swept_while_stalled_fails_and_stores_nothing() {
-    let Some((_dir, store)) = database_blobs().await else {
-        return;
-    };
+    let (_dir, store) = database_blobs().await;
     let (mut client, server) = tokio::io::duplex(64 << 10);
     let put = tokio::spawn({
         let store = store.clone();

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::{ApiError, AppState};
 
-async fn load(state: &AppState, id: &str) -> Result<Document, ApiError> {
+pub(crate) async fn load(state: &AppState, id: &str) -> Result<Document, ApiError> {
     // Malformed ids are unknown ids: no query needed.
     let id: DocumentId = id.parse().map_err(|_| ApiError::not_found())?;
     state
@@ -80,26 +80,11 @@ pub async fn download_document(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return Ok(res);
         }
-        DocStatus::Failed => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                doc.error_code.clone().unwrap_or_else(|| "failed".into()),
-                doc.error_detail
-                    .clone()
-                    .unwrap_or_else(|| "Stamping failed".into()),
-            ));
-        }
+        DocStatus::Failed => return Err(failed(&doc)),
         DocStatus::Done => {}
     }
     let blobs = state.watermarker.store().blobs();
-    let shas: Vec<String> = if doc.output_is_rewrite {
-        doc.output_sha256.clone().into_iter().collect()
-    } else {
-        [Some(doc.input_sha256.clone()), doc.update_sha256.clone()]
-            .into_iter()
-            .flatten()
-            .collect()
-    };
+    let shas = output_parts(&doc);
     // Open every part first, so a missing blob is an error, not a cut body.
     let mut parts = Vec::with_capacity(shas.len());
     for sha in &shas {
@@ -129,6 +114,30 @@ pub async fn download_document(
         h.insert(header::ETAG, etag);
     }
     Ok(res)
+}
+
+/// 422 with the reason a document failed.
+pub(crate) fn failed(doc: &Document) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        doc.error_code.clone().unwrap_or_else(|| "failed".into()),
+        doc.error_detail
+            .clone()
+            .unwrap_or_else(|| "Stamping failed".into()),
+    )
+}
+
+/// The blobs whose concatenation is a done document's stamped PDF: the
+/// rewritten file, or the input followed by the appended update.
+pub(crate) fn output_parts(doc: &Document) -> Vec<String> {
+    if doc.output_is_rewrite {
+        doc.output_sha256.clone().into_iter().collect()
+    } else {
+        [Some(doc.input_sha256.clone()), doc.update_sha256.clone()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
 }
 
 /// `attachment` with the stored (sanitized) filename: an ASCII `filename`

@@ -50,9 +50,14 @@ impl ApiError {
 
     /// 503 with `Retry-After`.
     pub fn unavailable(code: &str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail).with_retry_after(retry_after_secs)
+    }
+
+    /// The same error with a `Retry-After` header.
+    pub fn with_retry_after(self, secs: u64) -> Self {
         Self {
-            retry_after: Some(retry_after_secs),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+            retry_after: Some(secs),
+            ..self
         }
     }
 

@@ -1,14 +1,18 @@
 //! Peedy's HTTP API (DESIGN §4): the original's routes — upload, download,
 //! `dev/null`, healthcheck — plus status, delete, synchronous stamping and
-//! readiness.
+//! readiness; the web page at `/` and page previews; optional API tokens.
 //!
 //! [`router`] builds the axum app from an [`AppState`]; [`serve`] runs it on
 //! a listener until a shutdown future resolves (tests pass `127.0.0.1:0`).
 #![deny(missing_docs)]
 
+mod auth;
+mod cluster;
 mod documents;
 mod error;
 mod health;
+mod page;
+mod preview;
 mod sync;
 mod upload;
 
@@ -19,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use peedy_watermarker::Watermarker;
 use tower_http::request_id::{
@@ -26,7 +31,9 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+pub use auth::{ApiTokens, require_token};
 pub use error::ApiError;
+pub use preview::render_first_page;
 
 /// Limits and behaviour of the web tier.
 #[derive(Debug, Clone)]
@@ -39,6 +46,9 @@ pub struct WebConfig {
     pub max_queued: i64,
     /// Largest PDF for the synchronous `POST /api/v1/stamp`.
     pub max_sync_bytes: u64,
+    /// When set, the `/api` routes (except `POST /api/v1/dev/null`) want
+    /// `Authorization: Bearer` with one of these tokens.
+    pub api_tokens: Option<ApiTokens>,
 }
 
 impl Default for WebConfig {
@@ -48,6 +58,7 @@ impl Default for WebConfig {
             max_files: 100,
             max_queued: 10_000,
             max_sync_bytes: 32 << 20,
+            api_tokens: None,
         }
     }
 }
@@ -82,6 +93,49 @@ impl MakeRequestId for Ids {
 
 /// The whole API as an axum router.
 pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/documents", post(upload::create_documents))
+        .route(
+            "/documents/{id}",
+            get(documents::download_document).delete(documents::delete_document),
+        )
+        .route("/documents/{id}/status", get(documents::document_status))
+        .route(
+            "/documents/{id}/preview.png",
+            get(preview::document_preview),
+        )
+        .route("/stamp", post(sync::stamp_document))
+        .route("/cluster", get(cluster::cluster))
+        // Tokens guard the routes above; see `auth` for why dev/null is open.
+        .route_layer(from_fn_with_state(
+            state.config.api_tokens.clone(),
+            auth::require_token,
+        ))
+        .route("/dev/null", post(health::dev_null));
+    let pages = Router::new()
+        .route("/", get(page::index))
+        .route("/assets/app.css", get(page::css))
+        .route("/assets/app.js", get(page::js))
+        .route("/assets/icon.svg", get(page::icon))
+        .route("/favicon.ico", get(page::icon));
+    with_layers(ops_routes().merge(pages).nest("/api/v1", api), state)
+}
+
+/// What every node serves, a worker-only one included (for orchestrators'
+/// probes): `/healthcheck` and `/readyz`.
+fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthcheck", get(health::healthcheck))
+        .route("/readyz", get(health::readyz))
+}
+
+/// The router of a node without the web role: the probes only.
+pub fn ops_router(state: AppState) -> Router {
+    with_layers(ops_routes(), state)
+}
+
+/// Fallbacks, request ids, tracing and the state, around `routes`.
+fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let prefix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
@@ -90,19 +144,7 @@ pub fn router(state: AppState) -> Router {
         prefix,
         next: Arc::new(AtomicU64::new(1)),
     };
-    let api = Router::new()
-        .route("/documents", post(upload::create_documents))
-        .route(
-            "/documents/{id}",
-            get(documents::download_document).delete(documents::delete_document),
-        )
-        .route("/documents/{id}/status", get(documents::document_status))
-        .route("/stamp", post(sync::stamp_document))
-        .route("/dev/null", post(health::dev_null));
-    Router::new()
-        .route("/healthcheck", get(health::healthcheck))
-        .route("/readyz", get(health::readyz))
-        .nest("/api/v1", api)
+    routes
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         // Uploads are limited per file while they stream to disk.
@@ -123,7 +165,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// Serves `app` (from [`router`] or [`ops_router`]) on `listener` until
+/// `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -6,8 +6,9 @@
 //! Nothing here sleeps for a fixed time to let something happen: waits poll
 //! with a [`Deadline`] and fail with what they last saw.
 
-#![allow(dead_code)] // Each test uses a different part of the harness.
+#![allow(dead_code, unused_imports)] // Each test uses a different part of the harness.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -321,9 +322,60 @@ pub struct Server {
     dir: PathBuf,
     log: PathBuf,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` with every request when set.
+    token: Mutex<Option<String>>,
+}
+
+/// The metadata database a test target runs `peedy serve` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: SQLite (and blobs) under `--data-dir`.
+    Sqlite,
+    /// A real PostgreSQL started by the harness (one server per test binary,
+    /// one database per test directory): `--database-url postgres://…`.
+    Postgres,
+}
+
+/// The PostgreSQL database of each test directory, so a server restarted in
+/// the same directory finds its data again.
+static DATABASES: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+
+/// The database URL for `dir`, made on first use.
+pub async fn postgres_url_for(dir: &Path) -> String {
+    if let Some((_, url)) = DATABASES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(d, _)| d == dir)
+    {
+        return url.clone();
+    }
+    let pg = tokio::task::spawn_blocking(peedy_testkit::PgServer::shared)
+        .await
+        .expect("start PostgreSQL");
+    let url = pg.fresh_database().await;
+    DATABASES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((dir.to_owned(), url.clone()));
+    url
 }
 
 impl Server {
+    /// [`start`](Self::start) on `backend`: for PostgreSQL with
+    /// `--database-url` of `dir`'s own database.
+    pub async fn start_on(backend: Backend, dir: &Path, args: &[&str]) -> Server {
+        match backend {
+            Backend::Sqlite => Server::start(dir, args).await,
+            Backend::Postgres => {
+                let url = postgres_url_for(dir).await;
+                let mut all: Vec<&str> = vec!["--database-url", &url];
+                all.extend_from_slice(args);
+                Server::start(dir, &all).await
+            }
+        }
+    }
+
     /// Starts `peedy serve --listen 127.0.0.1:0 --data-dir DIR/data ARGS…`
     /// with its log in `DIR/server-N.log`, and waits for its "listening"
     /// line.
@@ -383,6 +435,7 @@ impl Server {
             dir: dir.to_owned(),
             log,
             http: client(),
+            token: Mutex::new(None),
         }
     }
 
@@ -455,7 +508,20 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+    /// Sends every later request with `Authorization: Bearer TOKEN`, or
+    /// with no `Authorization` header (`None`).
+    pub fn set_token(&self, token: Option<&str>) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = token.map(str::to_owned);
+    }
+
+    /// Sends `req` (with the token of [`Server::set_token`], if any) and
+    /// reads the whole response.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let token = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
         let res = req.send().await.unwrap_or_else(|e| {
             panic!(
                 "request to peedy failed: {e:?}\nthe server is {}; its log:\n{}",
@@ -471,6 +537,11 @@ impl Server {
             headers,
             body,
         }
+    }
+
+    /// A request to `path` to add headers to; send it with [`Server::send`].
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path))
     }
 
     /// `GET path`.
@@ -874,4 +945,94 @@ pub fn assert_signed(r: &Received, key: &[u8]) {
 pub fn unused_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("address")
+}
+
+// ------------------------------------------------------------------ corpus loads
+
+/// Real PDFs of different kinds from the shared corpus.
+pub fn corpus_mix() -> Vec<PathBuf> {
+    [
+        "001-", "002-", "003-", "004-", "006-", "010-", "011-", "017-", "021-", "026-",
+    ]
+    .iter()
+    .map(|p| corpus_file(p))
+    .collect()
+}
+
+/// Uploads `requests` × `per_request` corpus files; returns (id, input path).
+pub async fn upload_corpus(
+    server: &Server,
+    query: &str,
+    requests: usize,
+    per_request: usize,
+) -> Vec<(String, PathBuf)> {
+    let files = corpus_mix();
+    let mut out = Vec::new();
+    for r in 0..requests {
+        let chosen: Vec<PathBuf> = (0..per_request)
+            .map(|j| files[(r * per_request + j) % files.len()].clone())
+            .collect();
+        let parts: Vec<Part> = chosen
+            .iter()
+            .map(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("x.pdf");
+                Part::pdf("file", name, std::fs::read(p).expect("read corpus file"))
+            })
+            .collect();
+        let ids = server.upload_ok(query, &parts).await;
+        assert_eq!(ids.len(), per_request);
+        out.extend(ids.into_iter().zip(chosen));
+    }
+    out
+}
+
+/// Every document's download equals `peedy stamp` of its input, and its
+/// callback delivered those bytes (deduplicated by webhook-id).
+pub async fn assert_all_stamped_and_delivered(
+    server: &Server,
+    receiver: &Receiver,
+    docs: &[(String, PathBuf)],
+    wm: &str,
+    statuses: &[Value],
+) {
+    let mut expected: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+    let delivered = receiver.delivered();
+    let mut by_webhook: BTreeMap<String, Vec<&Received>> = BTreeMap::new();
+    for r in &delivered {
+        let wid = r
+            .header("webhook-id")
+            .expect("signed callbacks carry webhook-id");
+        by_webhook.entry(wid).or_default().push(r);
+    }
+    assert_eq!(
+        by_webhook.len(),
+        docs.len(),
+        "one webhook-id per document delivered"
+    );
+    for ((id, input), s) in docs.iter().zip(statuses) {
+        assert_eq!(s["status"], "done", "{s}");
+        let want = expected
+            .entry(input.clone())
+            .or_insert_with(|| cli_stamp(input, wm));
+        let got = server.download(id).await;
+        assert!(
+            got == *want,
+            "{id} ({}) differs from `peedy stamp` of the same input",
+            input.display()
+        );
+        assert_eq!(server.download(id).await, got, "downloads are stable");
+        let wid = s["callback"]["delivery"]["webhook_id"]
+            .as_str()
+            .expect("webhook_id");
+        let copies = by_webhook
+            .get(wid)
+            .unwrap_or_else(|| panic!("no callback delivered for {id}"));
+        for r in copies {
+            assert_eq!(r.id.as_deref(), Some(id.as_str()));
+            assert!(
+                r.file.as_deref() == Some(got.as_slice()),
+                "the callback for {id} carried other bytes"
+            );
+        }
+    }
 }
