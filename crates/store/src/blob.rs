@@ -22,7 +22,6 @@ use std::fmt;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -103,18 +102,6 @@ impl BlobBackend {
 impl fmt::Display for BlobBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for BlobBackend {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "dir" => Ok(BlobBackend::Dir),
-            "database" => Ok(BlobBackend::Database),
-            other => Err(Error::InvalidBlobBackend(other.chars().take(40).collect())),
-        }
     }
 }
 
@@ -656,10 +643,8 @@ mod tests {
 
     #[test]
     fn backend_names_and_defaults() {
-        for b in [BlobBackend::Dir, BlobBackend::Database] {
-            assert_eq!(b.as_str().parse::<BlobBackend>().unwrap(), b);
-        }
-        assert!("s3".parse::<BlobBackend>().is_err());
+        assert_eq!(BlobBackend::Dir.to_string(), "dir");
+        assert_eq!(BlobBackend::Database.to_string(), "database");
         assert_eq!(BlobBackend::default_for(None), BlobBackend::Dir);
         assert_eq!(
             BlobBackend::default_for(Some("sqlite://x.db")),

@@ -32,9 +32,6 @@ pub enum Error {
     /// Not one of "queued", "running", "done", "failed".
     #[error("invalid document status {0:?}")]
     InvalidStatus(String),
-    /// Not a blob backend name (`dir` or `database`).
-    #[error("unknown blob store {0:?} (expected dir or database)")]
-    InvalidBlobBackend(String),
     /// Blobs were asked to live in the database, but it is SQLite.
     #[error(
         "blobs can be kept in the database only with PostgreSQL; with SQLite use the blob directory (--blob-store dir)"
