@@ -584,13 +584,15 @@ impl Store {
         };
         tx.commit().await?;
         for (sha, written_at) in unreferenced {
-            match self.blobs().modified_ms(&sha).await? {
-                Some(modified) if modified <= written_at => self.blobs().delete(&sha).await?,
-                Some(_) => tracing::debug!(
+            if !self
+                .blobs()
+                .delete_if_untouched_since(&sha, written_at)
+                .await?
+            {
+                tracing::debug!(
                     blob = %sha,
-                    "blob touched after its document wrote it; left for the orphan sweep"
-                ),
-                None => {}
+                    "blob touched after its document wrote it (or gone); left for the orphan sweep"
+                );
             }
         }
         Ok(true)
@@ -626,23 +628,22 @@ impl Store {
         })
     }
 
-    /// Deletes blob files that no document references and that were not
-    /// touched for `older_than` (uploads in flight touch theirs), and leftover
-    /// temporary files of interrupted uploads. Returns how many files went.
+    /// Deletes blobs that no document references and that were not touched
+    /// for `older_than` (uploads in flight touch theirs), and what
+    /// interrupted uploads left (temporary files, staging chunks) untouched
+    /// as long. Returns how many blobs and leftovers went.
     /// Run it from the retention sweeper now and then.
     pub async fn sweep_orphan_blobs(&self, older_than: std::time::Duration) -> Result<u64> {
         let cutoff =
             now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
-        let mut removed = self.blobs().sweep_temp_files(cutoff).await?;
-        for (sha, modified) in self.blobs().list().await? {
-            if modified > cutoff {
-                continue;
-            }
+        let mut removed = self.blobs().sweep_interrupted_uploads(cutoff).await?;
+        for sha in self.blobs().untouched_since(cutoff).await? {
             let referenced = on_db!(self.db(), pool => {
                 sqlx::query(BLOB_REFERENCED).bind(&sha).fetch_optional(pool).await?.is_some()
             });
-            if !referenced {
-                self.blobs().delete(&sha).await?;
+            // Still untouched: an upload of the same bytes may have come
+            // since the listing.
+            if !referenced && self.blobs().delete_if_untouched_since(&sha, cutoff).await? {
                 removed += 1;
             }
         }
