@@ -14,7 +14,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::blob::to_hex;
-use crate::{DbRow, DocumentId, Error, Result, Store, Tx, WatermarkId, now_ms, on_db, on_tx};
+use crate::{
+    BlobBackend, DbRow, DocumentId, Error, Result, Store, Tx, WatermarkId, now_ms, on_db, on_tx,
+};
 
 /// Where a document is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -338,6 +340,16 @@ SELECT 1 AS one FROM documents
 WHERE input_sha256 = $1 OR update_sha256 = $1 OR (output_is_rewrite = 1 AND output_sha256 = $1)
 LIMIT 1";
 
+/// Blobs in the database not touched since `$1` that no document
+/// references (the set [`BLOB_REFERENCED`] tests one by one).
+const UNREFERENCED_BLOBS: &str = "\
+SELECT b.sha256 FROM blobs b
+WHERE b.touched_at <= $1
+  AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.input_sha256 = b.sha256)
+  AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.update_sha256 = b.sha256)
+  AND NOT EXISTS (SELECT 1 FROM documents d
+                  WHERE d.output_is_rewrite = 1 AND d.output_sha256 = b.sha256)";
+
 impl Store {
     /// Returns the id of the watermark spec `spec_json` (canonical JSON text
     /// made by the caller), inserting it if it is new: one row per distinct
@@ -637,13 +649,34 @@ impl Store {
         let cutoff =
             now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
         let mut removed = self.blobs().sweep_interrupted_uploads(cutoff).await?;
-        for sha in self.blobs().untouched_since(cutoff).await? {
-            let referenced = on_db!(self.db(), pool => {
-                sqlx::query(BLOB_REFERENCED).bind(&sha).fetch_optional(pool).await?.is_some()
-            });
+        let unreferenced = if self.blobs().backend() == BlobBackend::Database {
+            // Blobs and documents share the database: one query, not one
+            // per stored blob.
+            on_db!(self.db(), pool => {
+                sqlx::query(UNREFERENCED_BLOBS)
+                    .bind(cutoff)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|row| row.string("sha256"))
+                    .collect::<sqlx::Result<Vec<_>>>()?
+            })
+        } else {
+            let mut unreferenced = Vec::new();
+            for sha in self.blobs().untouched_since(cutoff).await? {
+                let referenced = on_db!(self.db(), pool => {
+                    sqlx::query(BLOB_REFERENCED).bind(&sha).fetch_optional(pool).await?.is_some()
+                });
+                if !referenced {
+                    unreferenced.push(sha);
+                }
+            }
+            unreferenced
+        };
+        for sha in unreferenced {
             // Still untouched: an upload of the same bytes may have come
             // since the listing.
-            if !referenced && self.blobs().delete_if_untouched_since(&sha, cutoff).await? {
+            if self.blobs().delete_if_untouched_since(&sha, cutoff).await? {
                 removed += 1;
             }
         }

@@ -871,8 +871,34 @@ async fn orphan_sweep_keeps_referenced_blobs() {
     for (name, _dir, store) in blob_backends().await {
         let doc = insert(&store, r#"{"text":"A"}"#, b"%PDF kept").await;
         let (orphan, _) = store.blobs().put_bytes(b"orphan").await.unwrap();
-        age_blob(&store, &doc.input_sha256).await;
-        age_blob(&store, &orphan).await;
+        // Blobs kept as a document's update and as a rewritten output.
+        let (update, _) = store.blobs().put_bytes(b"kept update").await.unwrap();
+        let (output, _) = store.blobs().put_bytes(b"kept rewrite").await.unwrap();
+        let rewritten = insert(&store, r#"{"text":"A"}"#, b"%PDF rewritten").await;
+        for (id, update, output, rewrite) in [
+            (&doc.id, Some(update.clone()), "00".repeat(32), false),
+            (&rewritten.id, None, output.clone(), true),
+        ] {
+            let done = Done {
+                pages: 1,
+                stamped_pages: 1,
+                update_sha256: update,
+                output_sha256: output,
+                output_size: 10,
+                output_is_rewrite: rewrite,
+                stamp_ms: 1,
+            };
+            store.mark_done(id, &done).await.unwrap();
+        }
+        for sha in [
+            &doc.input_sha256,
+            &orphan,
+            &update,
+            &output,
+            &rewritten.input_sha256,
+        ] {
+            age_blob(&store, sha).await;
+        }
         // What an upload interrupted an hour ago left.
         plant_interrupted_upload(&store).await;
         assert_eq!(
@@ -892,6 +918,9 @@ async fn orphan_sweep_keeps_referenced_blobs() {
             store.blobs().exists(&doc.input_sha256).await.unwrap(),
             "{name}"
         );
+        for kept in [&update, &output, &rewritten.input_sha256] {
+            assert!(store.blobs().exists(kept).await.unwrap(), "{name}");
+        }
         assert!(!store.blobs().exists(&orphan).await.unwrap(), "{name}");
         assert_eq!(leftovers(&store).await, 0, "{name}");
     }
