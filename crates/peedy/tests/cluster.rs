@@ -43,13 +43,16 @@ impl Cluster {
         Cluster { pg, url, dir }
     }
 
-    /// Starts a node with `roles` and `extra` flags; every node shares the
-    /// data directory (blobs on a shared file system).
+    /// Starts a node with `roles` and `extra` flags, with a data directory
+    /// of its own: blobs live in PostgreSQL, nothing is shared on disk.
     async fn node(&self, roles: &str, extra: &[&str]) -> Server {
         let mut args: Vec<&str> = vec!["--database-url", &self.url, "--roles", roles];
         args.extend_from_slice(FAST);
         args.extend_from_slice(extra);
-        Server::start(self.dir.path(), &args).await
+        let dir = tempfile::tempdir_in(self.dir.path())
+            .expect("node dir")
+            .keep();
+        Server::start(&dir, &args).await
     }
 }
 
