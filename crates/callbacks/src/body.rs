@@ -1,17 +1,20 @@
 //! The callback's body: `multipart/form-data` framed by hand, streamed from
-//! the files on disk, and signed per Standard Webhooks.
+//! its [`Part`]s, and signed per Standard Webhooks.
 //!
 //! The body is `file` (the stamped PDF) then `id` (the document id), the
-//! original Peedy's shape. The PDF is the concatenation of files — typically
-//! the upload as received followed by the appended update — and may be large,
-//! so it is never held in memory. A signature covers the exact bytes sent,
-//! which a multipart encoder with a random boundary would hide from us; so
-//! the framing is built here, the signature is computed by streaming over
-//! framing and files once, and the same bytes are then streamed to the
-//! receiver with an exact `Content-Length`.
+//! original Peedy's shape. The PDF is the concatenation of parts — typically
+//! the upload as received followed by the appended update, as files or
+//! database blobs — and may be large, so it is never held in memory. A
+//! signature covers the exact bytes sent, which a multipart encoder with a
+//! random boundary would hide from us; so the framing is built here, the
+//! signature is computed by streaming over framing and parts once, and the
+//! same bytes are then streamed to the receiver with an exact
+//! `Content-Length`.
 
 use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -20,16 +23,53 @@ use bytes::Bytes;
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio_util::io::ReaderStream;
 
 use crate::Error;
 
-/// Read size for streaming the files, for signing and for sending. Each read
-/// of a `tokio::fs::File` is a trip to the blocking pool and back; at 64 KiB
-/// those trips were a large share of the server's CPU time for a big book, so
-/// reads are 1 MiB (at most five callbacks run at once by default).
+/// Read size for streaming file parts, for signing and for sending. Each
+/// read of a `tokio::fs::File` is a trip to the blocking pool and back; at
+/// 64 KiB those trips were a large share of the server's CPU time for a big
+/// book, so reads are 1 MiB (at most five callbacks run at once by default).
 const CHUNK: usize = 1 << 20;
+
+/// The bytes of a [`Part`], piece by piece.
+pub type PartStream = Pin<Box<dyn futures_util::Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// One piece of a stamped PDF to deliver: its length, and a way to read it
+/// from the start as often as needed (a signed body is read twice: once to
+/// sign it, once to send it).
+///
+/// A [`PathBuf`] is a part (the file, read 1 MiB at a time); the service
+/// implements it for its blobs wherever they are stored.
+#[async_trait::async_trait]
+pub trait Part: Send + Sync + std::fmt::Debug {
+    /// Its length in bytes, looked up without reading it.
+    async fn size(&self) -> io::Result<u64>;
+    /// A fresh stream of its bytes from the first. Errors should say which
+    /// part failed.
+    async fn open(&self) -> io::Result<PartStream>;
+}
+
+#[async_trait::async_trait]
+impl Part for PathBuf {
+    async fn size(&self) -> io::Result<u64> {
+        Ok(tokio::fs::metadata(self)
+            .await
+            .map_err(|e| with_path(e, self))?
+            .len())
+    }
+
+    async fn open(&self) -> io::Result<PartStream> {
+        let file = tokio::fs::File::open(self)
+            .await
+            .map_err(|e| with_path(e, self))?;
+        let path = self.clone();
+        Ok(Box::pin(
+            ReaderStream::with_capacity(file, CHUNK).map_err(move |e| with_path(e, &path)),
+        ))
+    }
+}
 
 /// The Standard Webhooks signing key.
 #[derive(Clone)]
@@ -133,9 +173,9 @@ pub(crate) struct MultipartBody {
     head: Bytes,
     /// Everything after them: the `id` part and the closing boundary.
     tail: Bytes,
-    /// The files whose concatenation is the PDF, with their lengths once
+    /// The parts whose concatenation is the PDF, with their lengths once
     /// known.
-    parts: Vec<(PathBuf, u64)>,
+    parts: Vec<(Arc<dyn Part>, u64)>,
 }
 
 impl MultipartBody {
@@ -143,7 +183,7 @@ impl MultipartBody {
         boundary: String,
         filename: &str,
         document_id: &str,
-        parts: &[PathBuf],
+        parts: &[Arc<dyn Part>],
     ) -> MultipartBody {
         let head = format!(
             "--{boundary}\r\n\
@@ -163,7 +203,7 @@ impl MultipartBody {
             boundary,
             head: Bytes::from(head),
             tail: Bytes::from(tail),
-            parts: parts.iter().map(|p| (p.clone(), 0)).collect(),
+            parts: parts.iter().map(|p| (Arc::clone(p), 0)).collect(),
         }
     }
 
@@ -180,19 +220,16 @@ impl MultipartBody {
             + self.tail.len() as u64
     }
 
-    /// Learns the files' lengths from their metadata (when not signing).
+    /// Learns the parts' lengths without reading them (when not signing).
     pub(crate) async fn measure(&mut self) -> io::Result<()> {
-        for (path, len) in &mut self.parts {
-            *len = tokio::fs::metadata(&*path)
-                .await
-                .map_err(|e| with_path(e, path))?
-                .len();
+        for (part, len) in &mut self.parts {
+            *len = part.size().await?;
         }
         Ok(())
     }
 
     /// Computes the Standard Webhooks signature over
-    /// `{webhook_id}.{timestamp}.{body}`, reading the files once and learning
+    /// `{webhook_id}.{timestamp}.{body}`, reading the parts once and learning
     /// their lengths on the way.
     pub(crate) async fn sign(
         &mut self,
@@ -211,19 +248,12 @@ impl MultipartBody {
         mac.update(timestamp.as_bytes());
         mac.update(b".");
         mac.update(&self.head);
-        let mut buf = vec![0u8; CHUNK];
-        for (path, len) in &mut self.parts {
-            let mut file = tokio::fs::File::open(&*path)
-                .await
-                .map_err(|e| with_path(e, path))?;
+        for (part, len) in &mut self.parts {
+            let mut bytes = part.open().await?;
             *len = 0;
-            loop {
-                let n = file.read(&mut buf).await.map_err(|e| with_path(e, path))?;
-                if n == 0 {
-                    break;
-                }
-                mac.update(&buf[..n]);
-                *len += n as u64;
+            while let Some(piece) = bytes.try_next().await? {
+                mac.update(&piece);
+                *len += piece.len() as u64;
             }
         }
         mac.update(&self.tail);
@@ -235,35 +265,47 @@ impl MultipartBody {
     }
 
     /// The body as a stream for the HTTP client: the same bytes that were
-    /// measured or signed. Each file is read up to the length learnt before,
-    /// so the body never runs past its `Content-Length`; a file that shrank
+    /// measured or signed. Each part is read up to the length learnt before,
+    /// so the body never runs past its `Content-Length`; a part that shrank
     /// meanwhile ends the body early and the client fails the request.
     pub(crate) fn into_body(self) -> reqwest::Body {
-        let files = stream::iter(self.parts).then(|(path, len)| async move {
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| ReadError(with_path(e, &path)))?;
-            Ok::<_, ReadError>(read_stream(file.take(len), path))
+        let parts = stream::iter(self.parts).then(|(part, len)| async move {
+            let bytes = part.open().await.map_err(ReadError)?;
+            Ok::<_, ReadError>(take_bytes(bytes, len).map_err(ReadError))
         });
         let body = stream::once(async move { Ok::<_, ReadError>(self.head) })
-            .chain(files.try_flatten())
+            .chain(parts.try_flatten())
             .chain(stream::once(async move { Ok(self.tail) }));
         reqwest::Body::wrap_stream(body)
     }
 }
 
-fn read_stream(
-    reader: impl AsyncRead + Send + 'static,
-    path: PathBuf,
-) -> impl futures_util::Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
-    ReaderStream::with_capacity(reader, CHUNK).map_err(move |e| ReadError(with_path(e, &path)))
+/// The first `len` bytes of `bytes`.
+fn take_bytes(
+    bytes: PartStream,
+    len: u64,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    bytes.scan(len, |left, piece| {
+        let piece = match piece {
+            Ok(_) if *left == 0 => None,
+            Ok(mut piece) => {
+                if piece.len() as u64 > *left {
+                    piece.truncate(usize::try_from(*left).unwrap_or(usize::MAX));
+                }
+                *left -= piece.len() as u64;
+                Some(Ok(piece))
+            }
+            Err(e) => Some(Err(e)),
+        };
+        std::future::ready(piece)
+    })
 }
 
 fn with_path(e: io::Error, path: &std::path::Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
-/// Reading one of our own files failed while sending. Kept as its own type so
+/// Reading one of our own parts failed while sending. Kept as its own type so
 /// the delivery code can tell it from a network error in the client's error
 /// chain: it says nothing about the receiver's health.
 #[derive(Debug, thiserror::Error)]

@@ -3,14 +3,13 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 
-use crate::body::{self, MultipartBody, ReadError, SigningKey};
+use crate::body::{self, MultipartBody, Part, ReadError, SigningKey};
 use crate::breaker::{BreakerConfig, BreakerState, Breakers, Health, Ticket};
 use crate::guard::{self, AddressPolicy, GuardedResolver, RefusedName, UrlError};
 use crate::{Error, Result};
@@ -73,9 +72,10 @@ pub struct Delivery<'a> {
     pub document_id: &'a str,
     /// The `file` part's filename: the upload's sanitized filename.
     pub filename: &'a str,
-    /// Files whose concatenation is the stamped PDF, e.g. the original input
-    /// then the appended update. Streamed, never read whole into memory.
-    pub parts: &'a [PathBuf],
+    /// Parts whose concatenation is the stamped PDF, e.g. the original input
+    /// then the appended update (files, or blobs wherever they are stored).
+    /// Streamed, never read whole into memory.
+    pub parts: &'a [Arc<dyn Part>],
 }
 
 /// What an attempt came to, and what the caller should do next.
@@ -144,12 +144,16 @@ impl fmt::Display for Outcome {
 ///
 /// ```no_run
 /// # async fn example() -> peedy_callbacks::Result<()> {
-/// use peedy_callbacks::{CallbackConfig, Deliverer, Delivery, Outcome};
+/// use peedy_callbacks::{CallbackConfig, Deliverer, Delivery, Outcome, Part};
 /// use std::path::PathBuf;
+/// use std::sync::Arc;
 ///
 /// let deliverer = Deliverer::new(CallbackConfig::default())?;
 /// deliverer.check_url("https://shop.example/hooks/peedy")?; // at upload time
-/// let parts = [PathBuf::from("input.pdf"), PathBuf::from("update.bin")];
+/// let parts: [Arc<dyn Part>; 2] = [
+///     Arc::new(PathBuf::from("input.pdf")),
+///     Arc::new(PathBuf::from("update.bin")),
+/// ];
 /// let outcome = deliverer
 ///     .deliver(&Delivery {
 ///         url: "https://shop.example/hooks/peedy",

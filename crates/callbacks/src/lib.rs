@@ -25,6 +25,7 @@ pub mod breaker;
 mod deliver;
 pub mod guard;
 
+pub use body::{Part, PartStream};
 pub use breaker::{BreakerConfig, BreakerState};
 pub use deliver::{CallbackConfig, Deliverer, Delivery, Outcome};
 pub use guard::{AddressClass, AddressPolicy, UrlError};

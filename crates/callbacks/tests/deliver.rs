@@ -4,13 +4,16 @@
 mod receiver;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac as _};
 use peedy_callbacks::{
-    BreakerConfig, BreakerState, CallbackConfig, Deliverer, Delivery, Outcome, UrlError,
+    BreakerConfig, BreakerState, CallbackConfig, Deliverer, Delivery, Outcome, Part, PartStream,
+    UrlError,
 };
 use receiver::{Receiver, Reply};
 use sha2::Sha256;
@@ -32,7 +35,7 @@ fn deliverer(config: CallbackConfig) -> Deliverer {
 
 /// The stamped PDF as two files: an "input" large enough to take many read
 /// chunks, and an "update". Returns the files and their concatenation.
-fn pdf_parts(dir: &tempfile::TempDir) -> (Vec<PathBuf>, Vec<u8>) {
+fn pdf_parts(dir: &tempfile::TempDir) -> (Vec<Arc<dyn Part>>, Vec<u8>) {
     let mut input = b"%PDF-1.7\n".to_vec();
     // Not valid PDF, and deliberately full of CR LF and dashes, the bytes
     // multipart framing is made of.
@@ -46,10 +49,35 @@ fn pdf_parts(dir: &tempfile::TempDir) -> (Vec<PathBuf>, Vec<u8>) {
     std::fs::write(&b, &update).expect("write update");
     let mut whole = input;
     whole.extend_from_slice(&update);
-    (vec![a, b], whole)
+    (vec![file_part(a), file_part(b)], whole)
 }
 
-fn delivery<'a>(url: &'a str, parts: &'a [PathBuf]) -> Delivery<'a> {
+fn file_part(path: PathBuf) -> Arc<dyn Part> {
+    Arc::new(path)
+}
+
+/// A part that is not a file (as a blob in a database is): bytes in uneven
+/// pieces, counting how often it is opened.
+#[derive(Debug)]
+struct PiecesPart {
+    pieces: Vec<bytes::Bytes>,
+    opens: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Part for PiecesPart {
+    async fn size(&self) -> std::io::Result<u64> {
+        Ok(self.pieces.iter().map(|p| p.len() as u64).sum())
+    }
+
+    async fn open(&self) -> std::io::Result<PartStream> {
+        self.opens.fetch_add(1, Ordering::SeqCst);
+        let pieces = self.pieces.clone().into_iter().map(Ok);
+        Ok(Box::pin(futures_util::stream::iter(pieces)))
+    }
+}
+
+fn delivery<'a>(url: &'a str, parts: &'a [Arc<dyn Part>]) -> Delivery<'a> {
     Delivery {
         url,
         webhook_id: "msg_2f7c9a",
@@ -57,6 +85,18 @@ fn delivery<'a>(url: &'a str, parts: &'a [PathBuf]) -> Delivery<'a> {
         filename: "licensed \"copy\".pdf",
         parts,
     }
+}
+
+/// The `webhook-signature` a receiver expects for delivery `msg_2f7c9a`
+/// signed with [`SECRET`], computed independently of the crate.
+fn expected_signature(timestamp: &str, body: &[u8]) -> String {
+    let key = BASE64
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .expect("base64 secret");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(format!("msg_2f7c9a.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
 }
 
 /// A received multipart body, parsed by an independent parser.
@@ -132,14 +172,10 @@ async fn delivers_the_concatenated_files_as_multipart_with_a_valid_signature() {
         .expect("after 1970")
         .as_secs();
     assert!(ts.abs_diff(now) < 300, "timestamp {ts} vs now {now}");
-    let key = BASE64
-        .decode(SECRET.trim_start_matches("whsec_"))
-        .expect("base64 secret");
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
-    mac.update(format!("msg_2f7c9a.{timestamp}.").as_bytes());
-    mac.update(&request.body);
-    let expected = format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()));
-    assert_eq!(h["webhook-signature"], expected.as_str());
+    assert_eq!(
+        h["webhook-signature"],
+        expected_signature(timestamp, &request.body).as_str()
+    );
 
     let form = parse_form(h, request.body.clone()).await;
     assert_eq!(form.field_names, ["file", "id"]);
@@ -151,6 +187,58 @@ async fn delivers_the_concatenated_files_as_multipart_with_a_valid_signature() {
         "file bytes differ from the concatenation"
     );
     assert_eq!(form.id, "doc_91ab44");
+}
+
+/// Parts that are streams rather than files (blobs in a database): the body
+/// is their concatenation, read once to sign and once to send.
+#[tokio::test]
+async fn streamed_parts_are_signed_and_sent_whole() {
+    let receiver = Receiver::start().await;
+    let input: Vec<bytes::Bytes> = (0..7u8)
+        .map(|i| bytes::Bytes::from(vec![b'0' + i; 1000 + 333 * usize::from(i)]))
+        .collect();
+    let update = vec![bytes::Bytes::from_static(b"\r\n--update--\r\n%%EOF\n")];
+    let mut whole = Vec::new();
+    for piece in input.iter().chain(&update) {
+        whole.extend_from_slice(piece);
+    }
+    let first = Arc::new(PiecesPart {
+        pieces: input,
+        opens: AtomicUsize::new(0),
+    });
+    let second = Arc::new(PiecesPart {
+        pieces: update,
+        opens: AtomicUsize::new(0),
+    });
+    let parts: Vec<Arc<dyn Part>> = vec![first.clone(), second.clone()];
+    let deliverer = deliverer(CallbackConfig {
+        secret: Some(SECRET.into()),
+        ..config()
+    });
+    let url = receiver.url("/hook");
+
+    let outcome = deliverer.deliver(&delivery(&url, &parts)).await;
+
+    assert_eq!(outcome, Outcome::Delivered { status: 200 });
+    assert_eq!(first.opens.load(Ordering::SeqCst), 2);
+    assert_eq!(second.opens.load(Ordering::SeqCst), 2);
+    let request = &receiver.requests()[0];
+    assert_eq!(
+        request.headers["content-length"],
+        request.body.len().to_string().as_str()
+    );
+    let timestamp = request.headers["webhook-timestamp"]
+        .to_str()
+        .expect("ascii");
+    assert_eq!(
+        request.headers["webhook-signature"],
+        expected_signature(timestamp, &request.body).as_str()
+    );
+    let form = parse_form(&request.headers, request.body.clone()).await;
+    assert!(
+        form.file == whole,
+        "file bytes differ from the concatenation"
+    );
 }
 
 #[tokio::test]
@@ -235,7 +323,7 @@ async fn a_retry_carries_the_same_webhook_id_and_body() {
 async fn a_missing_file_is_retried_without_contacting_the_receiver() {
     let receiver = Receiver::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let parts = vec![dir.path().join("gone.pdf")];
+    let parts = vec![file_part(dir.path().join("gone.pdf"))];
     let url = receiver.url("/");
 
     let outcome = deliverer(config()).deliver(&delivery(&url, &parts)).await;
@@ -688,7 +776,7 @@ async fn a_read_error_while_sending_is_retried_and_leaves_the_breaker_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A directory has a length, so measuring passes; reading it fails once
     // the request is under way.
-    let parts = vec![dir.path().to_path_buf()];
+    let parts = vec![file_part(dir.path().to_path_buf())];
     let url = receiver.url("/");
     let deliverer = deliverer(CallbackConfig {
         breaker: BreakerConfig {
@@ -722,7 +810,7 @@ fn deliverers_and_deliveries_can_cross_threads() {
     fn assert_send<T: Send>(_: &T) {}
     let deliverer = deliverer(config());
     assert_send_sync(&deliverer);
-    let parts = [PathBuf::from("x.pdf")];
+    let parts = [file_part(PathBuf::from("x.pdf"))];
     let d = delivery("http://example.invalid/", &parts);
     let future = deliverer.deliver(&d);
     assert_send(&future);

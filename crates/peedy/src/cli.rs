@@ -160,6 +160,14 @@ pub struct ServeArgs {
     )]
     pub database_url: Option<String>,
 
+    /// Where blobs (uploads, stamped output) are kept: `dir`, the blobs
+    /// directory in the data directory, or `database`, PostgreSQL (chunked).
+    /// Default: database with a PostgreSQL URL, dir otherwise. `dir` with
+    /// PostgreSQL suits one machine or a shared filesystem; `database` needs
+    /// PostgreSQL.
+    #[arg(long, value_name = "WHERE", env = "PEEDY_BLOB_STORE", value_enum)]
+    pub blob_store: Option<BlobStoreArg>,
+
     /// What this process does: web (the HTTP API), worker (the stamping
     /// and callback jobs), or both. Separate web and worker processes need a
     /// shared database (--database-url postgres://…); a worker still answers
@@ -362,6 +370,24 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// `--blob-store`: where blobs are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BlobStoreArg {
+    /// The blobs directory in the data directory.
+    Dir,
+    /// The PostgreSQL database.
+    Database,
+}
+
+impl From<BlobStoreArg> for peedy_store::BlobBackend {
+    fn from(arg: BlobStoreArg) -> Self {
+        match arg {
+            BlobStoreArg::Dir => peedy_store::BlobBackend::Dir,
+            BlobStoreArg::Database => peedy_store::BlobBackend::Database,
+        }
+    }
 }
 
 /// Parses `7d`, `12h`, `30m`, `90s` or plain seconds.
@@ -708,7 +734,23 @@ mod serve_tests {
         assert_eq!(args.listen.to_string(), "127.0.0.1:4000");
         assert_eq!(args.data_dir, PathBuf::from("peedy-data"));
         assert_eq!(args.database_url, None);
+        assert_eq!(args.blob_store, None);
         assert_eq!(args.callback_concurrency, 5);
         assert_eq!(args.retention, std::time::Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn blob_store_is_dir_or_database() {
+        let cli = Cli::parse_from(["peedy", "serve", "--blob-store", "database"]);
+        let Command::Serve(args) = cli.command else {
+            panic!("expected the serve command")
+        };
+        assert_eq!(args.blob_store, Some(BlobStoreArg::Database));
+        let cli = Cli::parse_from(["peedy", "serve", "--blob-store", "dir"]);
+        let Command::Serve(args) = cli.command else {
+            panic!("expected the serve command")
+        };
+        assert_eq!(args.blob_store, Some(BlobStoreArg::Dir));
+        assert!(Cli::try_parse_from(["peedy", "serve", "--blob-store", "s3"]).is_err());
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use peedy_callbacks::{BreakerConfig, CallbackConfig, Deliverer};
 use peedy_cluster::{Node, Role};
 use peedy_queue::{Queue, QueueConfig, run_workers};
-use peedy_store::Store;
+use peedy_store::{BlobBackend, Store};
 use peedy_watermarker::{CALLBACK_QUEUE, Config, STAMP_QUEUE, Watermarker};
 use peedy_web::{ApiTokens, AppState, WebConfig};
 use tokio_util::sync::CancellationToken;
@@ -130,9 +130,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let heartbeat = secs("--heartbeat-secs", args.heartbeat_secs)?;
 
-    let store = Store::open(args.database_url.as_deref(), &args.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let url = args.database_url.as_deref();
+    let blob_backend = args
+        .blob_store
+        .map_or_else(|| BlobBackend::default_for(url), BlobBackend::from);
+    let store = match Store::open_with(url, &args.data_dir, blob_backend).await {
+        Err(e @ peedy_store::Error::DatabaseBlobsNeedPostgres) => {
+            return Err(UsageError(format!("--blob-store database: {e}")).into());
+        }
+        opened => {
+            opened.with_context(|| format!("opening the store in {}", args.data_dir.display()))?
+        }
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -199,7 +208,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(signal_shutdown(shutdown.clone()));
     // Printed on stdout for scripts and tests that start on port 0.
     println!("peedy listening on http://{addr}");
-    tracing::info!(%addr, node = %node_id, roles = %args.roles.join(","), data_dir = %args.data_dir.display(), stamp_concurrency, "peedy serving");
+    tracing::info!(%addr, node = %node_id, roles = %args.roles.join(","), data_dir = %args.data_dir.display(), blobs = %blob_backend, stamp_concurrency, "peedy serving");
 
     let server_stop = shutdown.clone();
     let app = if roles.contains(&Role::Web) {
@@ -265,7 +274,8 @@ fn api_tokens(args: &ServeArgs) -> anyhow::Result<Option<ApiTokens>> {
     }
 }
 
-/// The retention sweeper: deletes expired documents every minute.
+/// The retention sweeper, every minute: expired documents, orphan blobs,
+/// failed jobs past the retention time.
 async fn sweep(watermarker: Arc<Watermarker>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -282,6 +292,19 @@ async fn sweep(watermarker: Arc<Watermarker>, shutdown: CancellationToken) {
             .await
         {
             tracing::warn!("orphan blob sweep failed: {e}");
+        }
+        // Failed jobs stay visible (`/metrics`, `peedy cluster`) for the
+        // retention time, then go; a document's own jobs go with it.
+        let retention =
+            i64::try_from(watermarker.config().retention.as_millis()).unwrap_or(i64::MAX);
+        match watermarker
+            .queue()
+            .purge_failed(peedy_store::now_ms().saturating_sub(retention))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "failed jobs past retention purged"),
+            Err(e) => tracing::warn!("purging failed jobs failed: {e}"),
         }
     }
 }

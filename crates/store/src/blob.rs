@@ -1,28 +1,51 @@
-//! Content-addressed blob directory: files named by their SHA-256.
+//! Content-addressed blobs: bytes named by their SHA-256, in one of two
+//! backends.
 //!
-//! `blobs/ab/cdef…` holds the bytes whose hex SHA-256 is `abcdef…`; uploads
-//! stream into `blobs/tmp/` while they are hashed, are flushed to disk, and
-//! are then renamed into place, so a blob file is always complete. The same
-//! bytes stored twice are one file.
+//! - The blob directory ([`BlobStore::open`]): `blobs/ab/cdef…` holds the
+//!   bytes whose hex SHA-256 is `abcdef…`; uploads stream into `blobs/tmp/`
+//!   while they are hashed, are flushed to disk, and are then renamed into
+//!   place, so a blob file is always complete.
+//! - PostgreSQL ([`BlobStore::database`]): the bytes in chunks of about
+//!   1 MiB in `blob_chunks`, one row per blob in `blobs`; uploads stream into
+//!   chunks under a staging key while they are hashed and are adopted under
+//!   their SHA-256 in one transaction (see `blob/pg.rs`).
+//!
+//! Both behave the same: the same bytes stored twice are one blob, storing
+//! them again refreshes the blob's "touched" time (which protects it from a
+//! concurrent delete, see [`Store::delete_document`](crate::Store::delete_document)),
+//! an upload over its limit leaves nothing, and readers stream a blob in
+//! pieces of about 1 MiB without holding it whole.
 
+mod pg;
+
+use std::fmt;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt as _};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::{Error, Result, ResumableSha256};
+use crate::{Db, Error, Result, ResumableSha256};
 
 /// Name of the blob directory inside the data directory.
 pub const BLOB_DIR: &str = "blobs";
 const TMP_DIR: &str = "tmp";
 const TMP_SUFFIX: &str = ".part";
-/// Read size while streaming an upload to disk.
+/// Read size while streaming an upload in.
 const CHUNK: usize = 64 * 1024;
-/// Bytes gathered before one blocking write.
+/// Bytes gathered before one blocking write (directory) or stored as one
+/// chunk (database).
 const BATCH: usize = 1 << 20;
+/// Read size when streaming a blob file out. Each read of a
+/// `tokio::fs::File` is a trip to the blocking pool and back; 1 MiB keeps
+/// those trips a small share of the work.
+const READ_CHUNK: usize = 1 << 20;
 
 /// Runs file work on the blocking pool.
 async fn blocking<T: Send + 'static>(
@@ -45,10 +68,83 @@ pub struct StoredBlob {
     pub hash_state: String,
 }
 
-/// The blob directory. Cheap to clone.
+/// Where blobs are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlobBackend {
+    /// The blob directory under the data directory.
+    Dir,
+    /// The database (PostgreSQL only).
+    Database,
+}
+
+impl BlobBackend {
+    /// The default for a database URL (as given to
+    /// [`Store::open`](crate::Store::open)): the database on PostgreSQL, the
+    /// directory otherwise.
+    pub fn default_for(url: Option<&str>) -> BlobBackend {
+        match url {
+            Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+                BlobBackend::Database
+            }
+            _ => BlobBackend::Dir,
+        }
+    }
+
+    /// `"dir"` or `"database"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobBackend::Dir => "dir",
+            BlobBackend::Database => "database",
+        }
+    }
+}
+
+impl fmt::Display for BlobBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The content-addressed blob store. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct BlobStore {
-    root: Arc<PathBuf>,
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Dir(Arc<PathBuf>),
+    Database(pg::PgBlobs),
+}
+
+/// A blob's bytes as a stream of pieces of about 1 MiB, with its size known
+/// up front (for a `Content-Length`). From [`BlobStore::stream`].
+pub struct BlobStream {
+    size: u64,
+    inner: Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>,
+}
+
+impl BlobStream {
+    /// The blob's length in bytes: what the stream yields in all.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl fmt::Debug for BlobStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobStream")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for BlobStream {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().inner.as_mut().poll_next(cx)
+    }
 }
 
 /// Lowercase hex of `bytes` (how blob hashes are written).
@@ -66,10 +162,79 @@ fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// `Ok(())` for a blob name (64 lowercase hex digits), so no name can escape
+/// the blob directory or address a staging key.
+fn check_sha(sha256: &str) -> Result<()> {
+    if is_sha256_hex(sha256) {
+        Ok(())
+    } else {
+        Err(Error::InvalidHash(sha256.chars().take(80).collect()))
+    }
+}
+
 fn system_time_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Where an upload's full batches go while it streams in.
+trait BatchSink {
+    /// Stores the next batch of bytes (about [`BATCH`] long).
+    async fn write(&mut self, batch: Vec<u8>) -> Result<()>;
+}
+
+/// An upload read to its end: the last, partial batch (not yet written) and
+/// what the bytes hash to.
+struct ReadUpload {
+    rest: Vec<u8>,
+    sha256: String,
+    size: u64,
+    hash_state: String,
+}
+
+/// Reads `reader` to its end, hashing it and handing every full batch of
+/// about [`BATCH`] bytes to `sink`; fails with [`Error::TooLarge`] as soon as
+/// more than `limit` bytes arrived. At most one batch is held in memory.
+async fn read_upload(
+    mut reader: impl AsyncRead + Unpin,
+    limit: u64,
+    sink: &mut impl BatchSink,
+) -> Result<ReadUpload> {
+    let mut hasher = ResumableSha256::new();
+    let mut size: u64 = 0;
+    // Bytes are gathered into large batches, each written by one trip to
+    // the blocking pool (or one query): a trip per network chunk made
+    // context switches the largest cost of an upload. Network chunks are
+    // read straight into the batch (no copy through a small buffer) and
+    // hashed there.
+    let mut batch: Vec<u8> = Vec::with_capacity(BATCH + CHUNK);
+    loop {
+        let before = batch.len();
+        let n = (&mut reader)
+            .take(CHUNK as u64)
+            .read_buf(&mut batch)
+            .await?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > limit {
+            return Err(Error::TooLarge { limit });
+        }
+        hasher.update(&batch[before..]);
+        if batch.len() >= BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + CHUNK));
+            sink.write(full).await?;
+        }
+    }
+    let hash_state = hasher.state();
+    Ok(ReadUpload {
+        rest: batch,
+        sha256: to_hex(&hasher.finalize()),
+        size,
+        hash_state,
+    })
 }
 
 /// Removes a temporary file when dropped, unless disarmed: an upload that
@@ -84,28 +249,73 @@ impl Drop for TempGuard {
     }
 }
 
+/// The temporary file an upload streams into (directory backend).
+struct FileSink(Option<std::fs::File>);
+
+impl BatchSink for FileSink {
+    async fn write(&mut self, batch: Vec<u8>) -> Result<()> {
+        let file = self
+            .0
+            .take()
+            .ok_or_else(|| Error::Io(std::io::Error::other("temporary blob file lost")))?;
+        let file = blocking(move || {
+            use std::io::Write as _;
+            let mut file = file;
+            file.write_all(&batch)?;
+            Ok(file)
+        })
+        .await?;
+        self.0 = Some(file);
+        Ok(())
+    }
+}
+
 impl BlobStore {
     /// Opens (creating if needed) the blob directory at `root`.
     pub async fn open(root: impl Into<PathBuf>) -> Result<BlobStore> {
         let root = root.into();
         tokio::fs::create_dir_all(root.join(TMP_DIR)).await?;
         Ok(BlobStore {
-            root: Arc::new(root),
+            backend: Backend::Dir(Arc::new(root)),
         })
     }
 
-    /// The blob directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Blobs in the database `db`, which must be PostgreSQL and migrated
+    /// (tables `blobs`, `blob_chunks`, `blob_staging`); SQLite is refused
+    /// with [`Error::DatabaseBlobsNeedPostgres`].
+    pub fn database(db: &Db) -> Result<BlobStore> {
+        match db {
+            Db::Postgres(pool) => Ok(BlobStore {
+                backend: Backend::Database(pg::PgBlobs::new(pool.clone())),
+            }),
+            Db::Sqlite(_) => Err(Error::DatabaseBlobsNeedPostgres),
+        }
     }
 
-    /// Streams `reader` into a temporary file while hashing it (SHA-256),
-    /// flushes it to disk and renames it into place; returns the hex SHA-256
-    /// and the size. Fails with [`Error::TooLarge`] as soon as more than
-    /// `limit` bytes arrive, leaving no file behind. Storing bytes that are
-    /// already there keeps the existing file (and refreshes its mtime, which
-    /// protects it from a concurrent delete: see
-    /// [`Store::delete_document`](crate::Store::delete_document)).
+    /// Which backend this is.
+    pub fn backend(&self) -> BlobBackend {
+        match &self.backend {
+            Backend::Dir(_) => BlobBackend::Dir,
+            Backend::Database(_) => BlobBackend::Database,
+        }
+    }
+
+    /// The blob directory, for the directory backend.
+    pub fn root(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Dir(root) => Some(root),
+            Backend::Database(_) => None,
+        }
+    }
+
+    /// Streams `reader` into the store while hashing it (SHA-256) and
+    /// returns the hex SHA-256 and the size. Fails with [`Error::TooLarge`]
+    /// as soon as more than `limit` bytes arrive, leaving nothing behind.
+    /// Storing bytes that are already there keeps the existing blob (and
+    /// refreshes its touched time, which protects it from a concurrent
+    /// delete: see [`Store::delete_document`](crate::Store::delete_document)).
+    /// The directory flushes the file to disk before renaming it into place;
+    /// the database adopts the chunks in one transaction.
     pub async fn put_reader(
         &self,
         reader: impl AsyncRead + Unpin,
@@ -121,113 +331,44 @@ impl BlobStore {
     /// [`ResumableSha256`](crate::ResumableSha256)).
     pub async fn put_reader_resumable(
         &self,
-        mut reader: impl AsyncRead + Unpin,
+        reader: impl AsyncRead + Unpin,
         limit: u64,
     ) -> Result<StoredBlob> {
-        let tmp_path = self.root.join(TMP_DIR).join(format!(
-            "{}{TMP_SUFFIX}",
-            to_hex(&rand::random::<[u8; 16]>())
-        ));
+        let root = match &self.backend {
+            Backend::Dir(root) => root,
+            Backend::Database(db) => return db.put_reader_resumable(reader, limit).await,
+        };
+        let tmp_path = temp_path(root);
         let guard = TempGuard(Some(tmp_path.clone()));
-        let open_path = tmp_path.clone();
-        let mut file = blocking(move || {
+        let file = blocking(move || {
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .open(&open_path)
+                .open(&tmp_path)
         })
         .await?;
-        let mut hasher = ResumableSha256::new();
-        let mut size: u64 = 0;
-        // Bytes are gathered into large batches, each written by one trip
-        // to the blocking pool: a trip per network chunk made context
-        // switches the largest cost of an upload.
-        // Network chunks are read straight into the batch (no copy through
-        // a small buffer) and hashed there.
-        let mut batch: Vec<u8> = Vec::with_capacity(BATCH + CHUNK);
-        loop {
-            let before = batch.len();
-            let n = (&mut reader)
-                .take(CHUNK as u64)
-                .read_buf(&mut batch)
-                .await?;
-            if n == 0 {
-                break;
-            }
-            size += n as u64;
-            if size > limit {
-                return Err(Error::TooLarge { limit });
-            }
-            hasher.update(&batch[before..]);
-            if batch.len() >= BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + CHUNK));
-                file = blocking(move || {
-                    use std::io::Write as _;
-                    let mut file = file;
-                    file.write_all(&full)?;
-                    Ok(file)
-                })
-                .await?;
-            }
-        }
-        let hash_state = hasher.state();
-        let sha256 = to_hex(&hasher.finalize());
-        self.finish(file, batch, guard, &sha256).await?;
+        let mut sink = FileSink(Some(file));
+        let upload = read_upload(reader, limit, &mut sink).await?;
+        let file = sink
+            .0
+            .ok_or_else(|| Error::Io(std::io::Error::other("temporary blob file lost")))?;
+        finish_file(root, file, upload.rest, guard, &upload.sha256).await?;
         Ok(StoredBlob {
-            sha256,
-            size,
-            hash_state,
+            sha256: upload.sha256,
+            size: upload.size,
+            hash_state: upload.hash_state,
         })
-    }
-
-    /// Writes the last bytes, makes the file durable and renames it into
-    /// place as blob `sha` (or keeps an existing copy), in one trip to the
-    /// blocking pool.
-    async fn finish(
-        &self,
-        file: std::fs::File,
-        rest: Vec<u8>,
-        mut guard: TempGuard,
-        sha: &str,
-    ) -> Result<()> {
-        let dest = self.path(sha)?;
-        let tmp = guard.0.clone();
-        let root = self.root.clone();
-        let existed = blocking(move || {
-            use std::io::Write as _;
-            let mut file = file;
-            file.write_all(&rest)?;
-            // Durable before any database row can point at it.
-            file.sync_all()?;
-            drop(file);
-            if dest.try_exists()? {
-                // Refresh the mtime, which protects it from a concurrent delete.
-                let _ = std::fs::File::open(&dest).and_then(|f| f.set_modified(SystemTime::now()));
-                return Ok(true);
-            }
-            let dir = dest.parent().unwrap_or(&root).to_path_buf();
-            std::fs::create_dir_all(&dir)?;
-            if let Some(tmp) = &tmp {
-                std::fs::rename(tmp, &dest)?;
-            }
-            // The rename itself must survive a power loss too.
-            std::fs::File::open(&dir)?.sync_all()?;
-            Ok(false)
-        })
-        .await?;
-        if !existed {
-            guard.0 = None;
-        }
-        Ok(())
     }
 
     /// Stores `bytes` (see [`put_reader`](Self::put_reader)); no size limit.
-    /// Hashing and writing happen in one trip to the blocking pool.
+    /// In the directory, hashing and writing happen in one trip to the
+    /// blocking pool.
     pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64)> {
-        let tmp_path = self.root.join(TMP_DIR).join(format!(
-            "{}{TMP_SUFFIX}",
-            to_hex(&rand::random::<[u8; 16]>())
-        ));
+        let root = match &self.backend {
+            Backend::Dir(root) => root,
+            Backend::Database(_) => return self.put_reader(bytes, u64::MAX).await,
+        };
+        let tmp_path = temp_path(root);
         let guard = TempGuard(Some(tmp_path.clone()));
         let owned = bytes.to_vec();
         let (file, sha, owned) = blocking(move || {
@@ -240,60 +381,124 @@ impl BlobStore {
         })
         .await?;
         let size = owned.len() as u64;
-        self.finish(file, owned, guard, &sha).await?;
+        finish_file(root, file, owned, guard, &sha).await?;
         Ok((sha, size))
     }
 
-    /// Where the blob `sha256` lives (whether or not it exists). Rejects
-    /// anything but 64 lowercase hex digits, so no name can escape the blob
-    /// directory.
-    pub fn path(&self, sha256: &str) -> Result<PathBuf> {
-        if !is_sha256_hex(sha256) {
-            return Err(Error::InvalidHash(sha256.chars().take(80).collect()));
-        }
-        Ok(self.root.join(&sha256[..2]).join(&sha256[2..]))
+    /// The file that holds blob `sha256` in the blob directory (whether or
+    /// not it exists); `None` for the database backend. Rejects anything but
+    /// 64 lowercase hex digits, so no name can escape the blob directory.
+    pub fn path(&self, sha256: &str) -> Result<Option<PathBuf>> {
+        check_sha(sha256)?;
+        Ok(match &self.backend {
+            Backend::Dir(root) => Some(blob_path(root, sha256)),
+            Backend::Database(_) => None,
+        })
     }
 
     /// Whether the blob is stored.
     pub async fn exists(&self, sha256: &str) -> Result<bool> {
-        Ok(tokio::fs::try_exists(self.path(sha256)?).await?)
+        Ok(self.size(sha256).await?.is_some())
     }
 
-    /// Opens the blob for streaming (downloads, callbacks).
-    pub async fn open_file(&self, sha256: &str) -> Result<tokio::fs::File> {
-        tokio::fs::File::open(self.path(sha256)?)
-            .await
-            .map_err(|e| not_found_as(e, sha256))
+    /// The blob's size in bytes, or `None` if it is not stored.
+    pub async fn size(&self, sha256: &str) -> Result<Option<u64>> {
+        check_sha(sha256)?;
+        match &self.backend {
+            Backend::Dir(root) => match tokio::fs::metadata(blob_path(root, sha256)).await {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Backend::Database(db) => db.size(sha256).await,
+        }
     }
 
-    /// Reads the whole blob into memory.
+    /// Opens the blob for streaming (downloads, callbacks): its size and its
+    /// bytes in pieces of about 1 MiB. A missing blob is
+    /// [`Error::BlobNotFound`] here, not a stream error later.
+    pub async fn stream(&self, sha256: &str) -> Result<BlobStream> {
+        check_sha(sha256)?;
+        match &self.backend {
+            Backend::Dir(root) => {
+                let file = tokio::fs::File::open(blob_path(root, sha256))
+                    .await
+                    .map_err(|e| not_found_as(e, sha256))?;
+                let size = file.metadata().await?.len();
+                let stream =
+                    tokio_util::io::ReaderStream::with_capacity(file.take(size), READ_CHUNK);
+                Ok(BlobStream {
+                    size,
+                    inner: Box::pin(stream),
+                })
+            }
+            Backend::Database(db) => db.stream(sha256).await,
+        }
+    }
+
+    /// Reads the whole blob into memory (one allocation of its size).
     pub async fn read(&self, sha256: &str) -> Result<Vec<u8>> {
-        tokio::fs::read(self.path(sha256)?)
-            .await
-            .map_err(|e| not_found_as(e, sha256))
+        check_sha(sha256)?;
+        match &self.backend {
+            // `fs::read` sizes its buffer from the file's metadata.
+            Backend::Dir(root) => tokio::fs::read(blob_path(root, sha256))
+                .await
+                .map_err(|e| not_found_as(e, sha256)),
+            Backend::Database(_) => {
+                let mut stream = self.stream(sha256).await?;
+                let size = usize::try_from(stream.size())
+                    .map_err(|_| Error::Io(std::io::Error::other("blob too large for memory")))?;
+                let mut out = Vec::with_capacity(size);
+                while let Some(piece) = stream.try_next().await? {
+                    out.extend_from_slice(&piece);
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// Deletes the blob; deleting a missing blob is not an error.
     pub async fn delete(&self, sha256: &str) -> Result<()> {
-        match tokio::fs::remove_file(self.path(sha256)?).await {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
+        self.delete_if_untouched_since(sha256, i64::MAX).await?;
+        Ok(())
     }
 
-    /// The blob's mtime in unix ms, or `None` if it does not exist.
-    pub(crate) async fn modified_ms(&self, sha256: &str) -> Result<Option<i64>> {
-        match tokio::fs::metadata(self.path(sha256)?).await {
-            Ok(meta) => Ok(Some(system_time_ms(meta.modified()?))),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+    /// Deletes the blob unless it was touched (stored, or stored again)
+    /// after `at_ms` (unix ms). Returns whether it deleted it. In the
+    /// database the check and the delete are one statement, serialized with
+    /// stores of the same bytes by the row lock; in the directory a store
+    /// that refreshes the file between the check and the removal still loses
+    /// it (a narrow window the database backend does not have).
+    pub(crate) async fn delete_if_untouched_since(&self, sha256: &str, at_ms: i64) -> Result<bool> {
+        check_sha(sha256)?;
+        let root = match &self.backend {
+            Backend::Dir(root) => root,
+            Backend::Database(db) => return db.delete_if_untouched_since(sha256, at_ms).await,
+        };
+        let path = blob_path(root, sha256);
+        if at_ms != i64::MAX {
+            match tokio::fs::metadata(&path).await {
+                Ok(meta) if system_time_ms(meta.modified()?) <= at_ms => {}
+                Ok(_) => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Every stored blob with its mtime (unix ms).
-    pub(crate) async fn list(&self) -> Result<Vec<(String, i64)>> {
+    /// Every stored blob not touched after `cutoff_ms` (unix ms).
+    pub(crate) async fn untouched_since(&self, cutoff_ms: i64) -> Result<Vec<String>> {
+        let root = match &self.backend {
+            Backend::Dir(root) => root,
+            Backend::Database(db) => return db.untouched_since(cutoff_ms).await,
+        };
         let mut blobs = Vec::new();
-        let mut dirs = tokio::fs::read_dir(&*self.root).await?;
+        let mut dirs = tokio::fs::read_dir(&**root).await?;
         while let Some(dir) = dirs.next_entry().await? {
             let prefix = dir.file_name().to_string_lossy().into_owned();
             if prefix.len() != 2 || !dir.file_type().await?.is_dir() {
@@ -302,20 +507,26 @@ impl BlobStore {
             let mut files = tokio::fs::read_dir(dir.path()).await?;
             while let Some(file) = files.next_entry().await? {
                 let sha = format!("{prefix}{}", file.file_name().to_string_lossy());
-                if is_sha256_hex(&sha) {
-                    let modified = system_time_ms(file.metadata().await?.modified()?);
-                    blobs.push((sha, modified));
+                if is_sha256_hex(&sha)
+                    && system_time_ms(file.metadata().await?.modified()?) <= cutoff_ms
+                {
+                    blobs.push(sha);
                 }
             }
         }
         Ok(blobs)
     }
 
-    /// Deletes temporary files of interrupted uploads last written before
-    /// `cutoff_ms`.
-    pub(crate) async fn sweep_temp_files(&self, cutoff_ms: i64) -> Result<u64> {
+    /// Deletes what interrupted uploads left (temporary files; staging
+    /// chunks) last written at or before `cutoff_ms`. Returns how many
+    /// uploads' leftovers went.
+    pub(crate) async fn sweep_interrupted_uploads(&self, cutoff_ms: i64) -> Result<u64> {
+        let root = match &self.backend {
+            Backend::Dir(root) => root,
+            Backend::Database(db) => return db.sweep_staging(cutoff_ms).await,
+        };
         let mut removed = 0;
-        let mut files = tokio::fs::read_dir(self.root.join(TMP_DIR)).await?;
+        let mut files = tokio::fs::read_dir(root.join(TMP_DIR)).await?;
         while let Some(file) = files.next_entry().await? {
             let is_part = file.file_name().to_string_lossy().ends_with(TMP_SUFFIX);
             if is_part && system_time_ms(file.metadata().await?.modified()?) <= cutoff_ms {
@@ -327,6 +538,59 @@ impl BlobStore {
         }
         Ok(removed)
     }
+}
+
+fn blob_path(root: &Path, sha256: &str) -> PathBuf {
+    root.join(&sha256[..2]).join(&sha256[2..])
+}
+
+fn temp_path(root: &Path) -> PathBuf {
+    root.join(TMP_DIR).join(format!(
+        "{}{TMP_SUFFIX}",
+        to_hex(&rand::random::<[u8; 16]>())
+    ))
+}
+
+/// Writes the last bytes, makes the file durable and renames it into place
+/// as blob `sha` (or keeps an existing copy, refreshing its mtime), in one
+/// trip to the blocking pool.
+async fn finish_file(
+    root: &Arc<PathBuf>,
+    file: std::fs::File,
+    rest: Vec<u8>,
+    mut guard: TempGuard,
+    sha: &str,
+) -> Result<()> {
+    check_sha(sha)?;
+    let dest = blob_path(root, sha);
+    let tmp = guard.0.clone();
+    let root = Arc::clone(root);
+    let existed = blocking(move || {
+        use std::io::Write as _;
+        let mut file = file;
+        file.write_all(&rest)?;
+        // Durable before any database row can point at it.
+        file.sync_all()?;
+        drop(file);
+        if dest.try_exists()? {
+            // Refresh the mtime, which protects it from a concurrent delete.
+            let _ = std::fs::File::open(&dest).and_then(|f| f.set_modified(SystemTime::now()));
+            return Ok(true);
+        }
+        let dir = dest.parent().unwrap_or(&root).to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        if let Some(tmp) = &tmp {
+            std::fs::rename(tmp, &dest)?;
+        }
+        // The rename itself must survive a power loss too.
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(false)
+    })
+    .await?;
+    if !existed {
+        guard.0 = None;
+    }
+    Ok(())
 }
 
 fn not_found_as(e: std::io::Error, sha256: &str) -> Error {
@@ -352,11 +616,11 @@ mod tests {
     #[test]
     fn path_rejects_tricks() {
         let store = BlobStore {
-            root: Arc::new(PathBuf::from("/data/blobs")),
+            backend: Backend::Dir(Arc::new(PathBuf::from("/data/blobs"))),
         };
         let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(
-            store.path(sha).unwrap(),
+            store.path(sha).unwrap().unwrap(),
             Path::new(
                 "/data/blobs/ba/7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
             )
@@ -368,11 +632,31 @@ mod tests {
             &sha[..63],
             &format!("{sha}0"),
             &format!("../{}", &sha[3..]),
+            "staging-0123456789abcdef0123456789abcdef",
         ] {
             assert!(
                 matches!(store.path(bad), Err(Error::InvalidHash(_))),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn backend_names_and_defaults() {
+        assert_eq!(BlobBackend::Dir.to_string(), "dir");
+        assert_eq!(BlobBackend::Database.to_string(), "database");
+        assert_eq!(BlobBackend::default_for(None), BlobBackend::Dir);
+        assert_eq!(
+            BlobBackend::default_for(Some("sqlite://x.db")),
+            BlobBackend::Dir
+        );
+        assert_eq!(
+            BlobBackend::default_for(Some("postgres://h/db")),
+            BlobBackend::Database
+        );
+        assert_eq!(
+            BlobBackend::default_for(Some("postgresql://h/db")),
+            BlobBackend::Database
+        );
     }
 }

@@ -14,7 +14,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::blob::to_hex;
-use crate::{DbRow, DocumentId, Error, Result, Store, Tx, WatermarkId, now_ms, on_db, on_tx};
+use crate::{
+    BlobBackend, DbRow, DocumentId, Error, Result, Store, Tx, WatermarkId, now_ms, on_db, on_tx,
+};
 
 /// Where a document is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -338,6 +340,16 @@ SELECT 1 AS one FROM documents
 WHERE input_sha256 = $1 OR update_sha256 = $1 OR (output_is_rewrite = 1 AND output_sha256 = $1)
 LIMIT 1";
 
+/// Blobs in the database not touched since `$1` that no document
+/// references (the set [`BLOB_REFERENCED`] tests one by one).
+const UNREFERENCED_BLOBS: &str = "\
+SELECT b.sha256 FROM blobs b
+WHERE b.touched_at <= $1
+  AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.input_sha256 = b.sha256)
+  AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.update_sha256 = b.sha256)
+  AND NOT EXISTS (SELECT 1 FROM documents d
+                  WHERE d.output_is_rewrite = 1 AND d.output_sha256 = b.sha256)";
+
 impl Store {
     /// Returns the id of the watermark spec `spec_json` (canonical JSON text
     /// made by the caller), inserting it if it is new: one row per distinct
@@ -584,13 +596,15 @@ impl Store {
         };
         tx.commit().await?;
         for (sha, written_at) in unreferenced {
-            match self.blobs().modified_ms(&sha).await? {
-                Some(modified) if modified <= written_at => self.blobs().delete(&sha).await?,
-                Some(_) => tracing::debug!(
+            if !self
+                .blobs()
+                .delete_if_untouched_since(&sha, written_at)
+                .await?
+            {
+                tracing::debug!(
                     blob = %sha,
-                    "blob touched after its document wrote it; left for the orphan sweep"
-                ),
-                None => {}
+                    "blob touched after its document wrote it (or gone); left for the orphan sweep"
+                );
             }
         }
         Ok(true)
@@ -626,23 +640,43 @@ impl Store {
         })
     }
 
-    /// Deletes blob files that no document references and that were not
-    /// touched for `older_than` (uploads in flight touch theirs), and leftover
-    /// temporary files of interrupted uploads. Returns how many files went.
+    /// Deletes blobs that no document references and that were not touched
+    /// for `older_than` (uploads in flight touch theirs), and what
+    /// interrupted uploads left (temporary files, staging chunks) untouched
+    /// as long. Returns how many blobs and leftovers went.
     /// Run it from the retention sweeper now and then.
     pub async fn sweep_orphan_blobs(&self, older_than: std::time::Duration) -> Result<u64> {
         let cutoff =
             now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
-        let mut removed = self.blobs().sweep_temp_files(cutoff).await?;
-        for (sha, modified) in self.blobs().list().await? {
-            if modified > cutoff {
-                continue;
+        let mut removed = self.blobs().sweep_interrupted_uploads(cutoff).await?;
+        let unreferenced = if self.blobs().backend() == BlobBackend::Database {
+            // Blobs and documents share the database: one query, not one
+            // per stored blob.
+            on_db!(self.db(), pool => {
+                sqlx::query(UNREFERENCED_BLOBS)
+                    .bind(cutoff)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|row| row.string("sha256"))
+                    .collect::<sqlx::Result<Vec<_>>>()?
+            })
+        } else {
+            let mut unreferenced = Vec::new();
+            for sha in self.blobs().untouched_since(cutoff).await? {
+                let referenced = on_db!(self.db(), pool => {
+                    sqlx::query(BLOB_REFERENCED).bind(&sha).fetch_optional(pool).await?.is_some()
+                });
+                if !referenced {
+                    unreferenced.push(sha);
+                }
             }
-            let referenced = on_db!(self.db(), pool => {
-                sqlx::query(BLOB_REFERENCED).bind(&sha).fetch_optional(pool).await?.is_some()
-            });
-            if !referenced {
-                self.blobs().delete(&sha).await?;
+            unreferenced
+        };
+        for sha in unreferenced {
+            // Still untouched: an upload of the same bytes may have come
+            // since the listing.
+            if self.blobs().delete_if_untouched_since(&sha, cutoff).await? {
                 removed += 1;
             }
         }

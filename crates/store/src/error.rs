@@ -10,7 +10,8 @@ pub enum Error {
     /// The embedded migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// Reading or writing the blob directory failed.
+    /// Reading or writing blobs failed (or the upload being stored broke
+    /// off).
     #[error("blob storage I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// An upload went past its size limit; nothing was stored.
@@ -19,7 +20,7 @@ pub enum Error {
         /// The limit that was exceeded, in bytes.
         limit: u64,
     },
-    /// A blob with this hash is not in the blob directory.
+    /// A blob with this hash is not in the blob store.
     #[error("blob {0} not found")]
     BlobNotFound(String),
     /// Not a lowercase hex SHA-256 (64 characters).
@@ -31,6 +32,15 @@ pub enum Error {
     /// Not one of "queued", "running", "done", "failed".
     #[error("invalid document status {0:?}")]
     InvalidStatus(String),
+    /// Blobs were asked to live in the database, but it is SQLite.
+    #[error(
+        "blobs can be kept in the database only with PostgreSQL; with SQLite use the blob directory (--blob-store dir)"
+    )]
+    DatabaseBlobsNeedPostgres,
+    /// An upload into the database stalled for so long that the orphan sweep
+    /// removed what it had stored so far; nothing was stored.
+    #[error("the upload stalled and its partial data was swept; nothing was stored")]
+    UploadSwept,
     /// The database URL is neither `sqlite:` nor `postgres:`/`postgresql:`.
     #[error("unsupported database URL (expected sqlite://PATH or postgres://…): {0}")]
     UnsupportedUrl(String),

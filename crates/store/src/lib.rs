@@ -1,9 +1,10 @@
-//! Peedy's storage: document metadata in SQL and file contents in a
-//! content-addressed blob directory.
+//! Peedy's storage: document metadata in SQL and file contents as
+//! content-addressed blobs, in a directory or in PostgreSQL.
 //!
 //! Start with [`Store::open`]: it connects to SQLite (the default, a file under
 //! the data directory, WAL journal) or PostgreSQL (by URL), runs the embedded
-//! migrations and opens the blob directory `data_dir/blobs`.
+//! migrations and opens the blob store: the directory `data_dir/blobs` with
+//! SQLite, the database with PostgreSQL (see [`Store::open_with`] to choose).
 //!
 //! ```no_run
 //! # async fn demo() -> peedy_store::Result<()> {
@@ -43,7 +44,7 @@ mod error;
 mod ids;
 mod sha;
 
-pub use blob::{BLOB_DIR, BlobStore, StoredBlob, to_hex};
+pub use blob::{BLOB_DIR, BlobBackend, BlobStore, BlobStream, StoredBlob, to_hex};
 pub use db::{Db, DbRow, Tx};
 pub use documents::{DeliveryState, DocStatus, Document, Done, NewDocument};
 pub use error::{Error, Result};
@@ -53,7 +54,7 @@ pub use sha::ResumableSha256;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Metadata database plus blob directory: the one handle the service passes
+/// Metadata database plus blob store: the one handle the service passes
 /// around. Cheap to clone (pools are reference counted).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -64,13 +65,32 @@ pub struct Store {
 impl Store {
     /// Opens the store: `url` is `"sqlite://PATH"` or `"postgres://…"`;
     /// `None` means SQLite at `data_dir/peedy.db`. Creates `data_dir` (and the
-    /// database file) if missing, runs the embedded migrations, and opens the
-    /// blob directory `data_dir/blobs`.
+    /// database file) if missing and runs the embedded migrations. Blobs go
+    /// where [`BlobBackend::default_for`] says: the database on PostgreSQL,
+    /// the blob directory `data_dir/blobs` otherwise.
     pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Store> {
+        Store::open_with(url, data_dir, BlobBackend::default_for(url)).await
+    }
+
+    /// [`open`](Self::open) with the blobs in `blobs`: the directory
+    /// `data_dir/blobs`, or the database, which must then be PostgreSQL
+    /// ([`Error::DatabaseBlobsNeedPostgres`] otherwise, before connecting).
+    pub async fn open_with(
+        url: Option<&str>,
+        data_dir: &Path,
+        blobs: BlobBackend,
+    ) -> Result<Store> {
+        if blobs == BlobBackend::Database && BlobBackend::default_for(url) != BlobBackend::Database
+        {
+            return Err(Error::DatabaseBlobsNeedPostgres);
+        }
         tokio::fs::create_dir_all(data_dir).await?;
         let db = Db::connect(url, data_dir).await?;
         db.migrate().await?;
-        let blobs = BlobStore::open(data_dir.join(BLOB_DIR)).await?;
+        let blobs = match blobs {
+            BlobBackend::Dir => BlobStore::open(data_dir.join(BLOB_DIR)).await?,
+            BlobBackend::Database => BlobStore::database(&db)?,
+        };
         Ok(Store { db, blobs })
     }
 
@@ -85,7 +105,7 @@ impl Store {
         &self.db
     }
 
-    /// The content-addressed blob directory.
+    /// The content-addressed blob store.
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
     }

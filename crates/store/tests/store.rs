@@ -1,14 +1,23 @@
-//! The store against a real SQLite file in a temporary directory.
+//! The store against a real SQLite file in a temporary directory (or, with
+//! `PEEDY_TEST_DATABASE_URL=postgres://…`, that PostgreSQL server). The blob
+//! tests run on every blob backend, always: the directory (with SQLite, and
+//! with PostgreSQL) and PostgreSQL itself, on a real server the harness
+//! starts (`peedy_testkit`).
 // Helpers outside #[test] fns unwrap too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use futures_util::TryStreamExt as _;
 use peedy_store::{
-    DeliveryState, DocStatus, DocumentId, Done, Error, NewDocument, Store, WatermarkId, now_ms,
-    on_db,
+    BlobBackend, DeliveryState, DocStatus, DocumentId, Done, Error, NewDocument, ResumableSha256,
+    Store, WatermarkId, now_ms, on_db, to_hex,
 };
+use peedy_testkit::PgServer;
+use sha2::{Digest as _, Sha256};
 
 /// SQLite in a temp dir; or, with `PEEDY_TEST_DATABASE_URL=postgres://…`,
 /// a fresh database on that PostgreSQL server.
@@ -32,6 +41,45 @@ async fn fresh_postgres_database(server_url: &str) -> String {
     admin.close().await;
     let (server, _) = server_url.rsplit_once('/').unwrap();
     format!("{server}/{name}")
+}
+
+/// A fresh database on the PostgreSQL server the harness starts for this
+/// test binary (`peedy_testkit`; without PostgreSQL's binaries the test fails
+/// with the install hint).
+async fn harness_postgres() -> String {
+    let pg = tokio::task::spawn_blocking(PgServer::shared)
+        .await
+        .expect("start PostgreSQL");
+    pg.fresh_database().await
+}
+
+/// A store per blob backend, named for messages: SQLite with the blob
+/// directory, and PostgreSQL with its blobs in the database and in the
+/// directory.
+async fn blob_backends() -> Vec<(String, tempfile::TempDir, Store)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(None, dir.path()).await.unwrap();
+    let mut stores = vec![("sqlite+dir".to_owned(), dir, sqlite)];
+    for backend in [BlobBackend::Database, BlobBackend::Dir] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = harness_postgres().await;
+        let store = Store::open_with(Some(&db), dir.path(), backend)
+            .await
+            .unwrap();
+        assert_eq!(store.blobs().backend(), backend);
+        stores.push((format!("postgres+{backend}"), dir, store));
+    }
+    stores
+}
+
+/// PostgreSQL with its blobs in the database (the default there).
+async fn database_blobs() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(Some(&harness_postgres().await), dir.path())
+        .await
+        .unwrap();
+    assert_eq!(store.blobs().backend(), BlobBackend::Database);
+    (dir, store)
 }
 
 /// Runs one statement with one text bind on either backend.
@@ -70,13 +118,94 @@ async fn insert(store: &Store, spec: &str, input: &[u8]) -> NewDocument {
     doc
 }
 
-/// Sets a blob's mtime into the past, as if it was written long ago.
-fn age_blob(store: &Store, sha: &str) {
-    let path = store.blobs().path(sha).unwrap();
-    std::fs::File::open(path)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+/// Makes a blob look stored an hour ago (its mtime, or `touched_at`).
+async fn age_blob(store: &Store, sha: &str) {
+    match store.blobs().path(sha).unwrap() {
+        Some(path) => std::fs::File::open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap(),
+        None => {
+            execute(
+                store,
+                "UPDATE blobs SET touched_at = touched_at - 3600000 WHERE sha256 = $1",
+                sha,
+            )
+            .await
+        }
+    }
+}
+
+/// What uploads left behind: temporary files, or staging rows and chunks.
+async fn leftovers(store: &Store) -> i64 {
+    match store.blobs().root() {
+        Some(root) => std::fs::read_dir(root.join("tmp")).unwrap().count() as i64,
+        None => count(store, "SELECT COUNT(*) FROM blob_staging").await
+            + count(
+                store,
+                "SELECT COUNT(*) FROM blob_chunks WHERE blob_key NOT IN (SELECT sha256 FROM blobs)",
+            )
+            .await,
+    }
+}
+
+/// How many blobs are stored.
+async fn stored_blobs(store: &Store) -> i64 {
+    match store.blobs().root() {
+        Some(root) => walk_files(root)
+            .into_iter()
+            .filter(|p| !p.starts_with(root.join("tmp")))
+            .count() as i64,
+        None => count(store, "SELECT COUNT(*) FROM blobs").await,
+    }
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Leaves what an upload interrupted an hour ago would have left.
+async fn plant_interrupted_upload(store: &Store) {
+    match store.blobs().root() {
+        Some(root) => {
+            let tmp = root.join("tmp").join("0123.part");
+            std::fs::write(&tmp, b"partial").unwrap();
+            std::fs::File::open(&tmp)
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(3600))
+                .unwrap();
+        }
+        None => {
+            let key = "staging-0123";
+            execute(
+                store,
+                "INSERT INTO blob_staging (key, created_at, touched_at)
+                 VALUES ($1, 0, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT - 3600000)",
+                key,
+            )
+            .await;
+            execute(
+                store,
+                "INSERT INTO blob_chunks (blob_key, seq, data) VALUES ($1, 0, '\\x0102'::bytea)",
+                key,
+            )
+            .await;
+        }
+    }
+}
+
+/// Bytes that are not all alike (so a chunk out of order would show).
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
 }
 
 #[tokio::test]
@@ -332,65 +461,261 @@ async fn rolled_back_transaction_leaves_nothing() {
 
 #[tokio::test]
 async fn blob_put_dedupe_read_delete() {
-    let (_dir, store) = open().await;
-    let blobs = store.blobs();
-    let (sha, size) = blobs.put_bytes(b"abc").await.unwrap();
-    assert_eq!(
-        sha,
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
-    assert_eq!(size, 3);
-    let path = blobs.path(&sha).unwrap();
-    assert!(path.ends_with("ba/7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
-    assert_eq!(blobs.read(&sha).await.unwrap(), b"abc");
+    for (name, _dir, store) in blob_backends().await {
+        let blobs = store.blobs();
+        let (sha, size) = blobs.put_bytes(b"abc").await.unwrap();
+        assert_eq!(
+            sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            "{name}"
+        );
+        assert_eq!(size, 3);
+        if let Some(path) = blobs.path(&sha).unwrap() {
+            assert!(
+                path.ends_with("ba/7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+            );
+        }
+        assert_eq!(blobs.read(&sha).await.unwrap(), b"abc", "{name}");
+        assert_eq!(blobs.size(&sha).await.unwrap(), Some(3), "{name}");
 
-    // The same bytes again, through a reader this time: one file.
-    let (again, size) = blobs.put_reader(&b"abc"[..], 3).await.unwrap();
-    assert_eq!((again.as_str(), size), (sha.as_str(), 3));
-    assert_eq!(
-        std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
-        1
-    );
+        // The same bytes again, through a reader this time: one blob.
+        let (again, size) = blobs.put_reader(&b"abc"[..], 3).await.unwrap();
+        assert_eq!((again.as_str(), size), (sha.as_str(), 3), "{name}");
+        assert_eq!(stored_blobs(&store).await, 1, "{name}");
 
-    // A large upload streams in chunks and hashes the same as in one piece.
-    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    let (big_sha, big_size) = blobs.put_reader(&big[..], 1_000_000).await.unwrap();
-    assert_eq!(big_size, 1_000_000);
-    assert_eq!(blobs.read(&big_sha).await.unwrap(), big);
+        // A large upload streams in chunks and hashes the same as in one
+        // piece; it reads back whole, and streams back in pieces.
+        let big = pattern(3_500_000);
+        let (big_sha, big_size) = blobs.put_reader(&big[..], 3_500_000).await.unwrap();
+        assert_eq!(big_sha, to_hex(&Sha256::digest(&big)), "{name}");
+        assert_eq!(big_size, 3_500_000);
+        assert_eq!(blobs.read(&big_sha).await.unwrap(), big, "{name}");
+        let stream = blobs.stream(&big_sha).await.unwrap();
+        assert_eq!(stream.size(), 3_500_000);
+        let pieces: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+        assert!(pieces.len() >= 4, "{name}: {} pieces", pieces.len());
+        assert!(
+            pieces.iter().all(|p| p.len() <= (1 << 20) + (64 << 10)),
+            "{name}"
+        );
+        assert_eq!(pieces.concat(), big, "{name}");
+        assert_eq!(stored_blobs(&store).await, 2, "{name}");
 
-    blobs.delete(&sha).await.unwrap();
-    assert!(!blobs.exists(&sha).await.unwrap());
-    assert!(matches!(
-        blobs.read(&sha).await,
-        Err(Error::BlobNotFound(_))
-    ));
-    // Deleting twice is fine.
-    blobs.delete(&sha).await.unwrap();
-    // Nothing left in the temp directory.
-    assert_eq!(
-        std::fs::read_dir(blobs.root().join("tmp")).unwrap().count(),
-        0
-    );
+        blobs.delete(&sha).await.unwrap();
+        assert!(!blobs.exists(&sha).await.unwrap(), "{name}");
+        assert_eq!(blobs.size(&sha).await.unwrap(), None);
+        assert!(
+            matches!(blobs.read(&sha).await, Err(Error::BlobNotFound(_))),
+            "{name}"
+        );
+        assert!(
+            matches!(blobs.stream(&sha).await, Err(Error::BlobNotFound(_))),
+            "{name}"
+        );
+        // Deleting twice is fine.
+        blobs.delete(&sha).await.unwrap();
+        assert_eq!(stored_blobs(&store).await, 1, "{name}");
+        // Nothing left of the uploads.
+        assert_eq!(leftovers(&store).await, 0, "{name}");
+
+        // The empty blob is a blob too.
+        let (empty, size) = blobs.put_reader(&b""[..], 10).await.unwrap();
+        assert_eq!(
+            (empty.as_str(), size),
+            (to_hex(&Sha256::digest(b"")).as_str(), 0)
+        );
+        assert_eq!(blobs.read(&empty).await.unwrap(), b"", "{name}");
+    }
 }
 
 #[tokio::test]
 async fn blob_over_limit_is_too_large_and_leaves_nothing() {
-    let (_dir, store) = open().await;
-    let blobs = store.blobs();
-    let data = vec![7u8; 200_000];
-    let err = blobs.put_reader(&data[..], 199_999).await.unwrap_err();
-    assert!(matches!(err, Error::TooLarge { limit: 199_999 }), "{err}");
-    assert_eq!(
-        std::fs::read_dir(blobs.root().join("tmp")).unwrap().count(),
-        0
+    for (name, _dir, store) in blob_backends().await {
+        let blobs = store.blobs();
+        // Over the limit in the first batch, and after whole chunks were
+        // stored.
+        for (stored, len) in [(0, 200_000usize), (1, 2_500_000)] {
+            let data = pattern(len);
+            let limit = len as u64 - 1;
+            let err = blobs.put_reader(&data[..], limit).await.unwrap_err();
+            assert!(
+                matches!(err, Error::TooLarge { limit: l } if l == limit),
+                "{name}: {err}"
+            );
+            assert_eq!(leftovers(&store).await, 0, "{name}");
+            assert_eq!(stored_blobs(&store).await, stored, "{name}");
+            // Exactly at the limit is fine.
+            let (_, size) = blobs.put_reader(&data[..], len as u64).await.unwrap();
+            assert_eq!(size, len as u64, "{name}");
+        }
+        assert!(
+            matches!(blobs.read("../../x").await, Err(Error::InvalidHash(_))),
+            "{name}"
+        );
+        assert!(matches!(
+            blobs.stream("staging-0123").await,
+            Err(Error::InvalidHash(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn blob_put_keeps_a_resumable_hash_state() {
+    let input = pattern(2_300_000);
+    let more = b"appended update";
+    let mut expected_state = ResumableSha256::new();
+    expected_state.update(&input);
+    let expected_state = expected_state.state();
+    let mut whole = input.clone();
+    whole.extend_from_slice(more);
+    for (name, _dir, store) in blob_backends().await {
+        let put = store
+            .blobs()
+            .put_reader_resumable(&input[..], u64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(put.size, input.len() as u64);
+        assert_eq!(put.hash_state, expected_state, "{name}");
+        let mut resumed = ResumableSha256::resume(&put.hash_state).unwrap();
+        assert_eq!(resumed.bytes_hashed(), input.len() as u64);
+        resumed.update(more);
+        assert_eq!(
+            to_hex(&resumed.finalize()),
+            to_hex(&Sha256::digest(&whole)),
+            "{name}"
+        );
+    }
+}
+
+/// A reader that yields `ready` bytes and then waits forever: a client that
+/// stopped sending.
+struct Stalled {
+    ready: Vec<u8>,
+    at: usize,
+}
+
+impl tokio::io::AsyncRead for Stalled {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let at = self.at;
+        if at == self.ready.len() {
+            return Poll::Pending;
+        }
+        let n = buf.remaining().min(self.ready.len() - at);
+        buf.put_slice(&self.ready[at..at + n]);
+        self.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_upload_leaves_nothing() {
+    for (name, _dir, store) in blob_backends().await {
+        let reader = Stalled {
+            ready: pattern(2_500_000),
+            at: 0,
+        };
+        let put = store.blobs().put_reader(reader, u64::MAX);
+        // The client goes away half-way: the request's future is dropped.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), put)
+                .await
+                .is_err(),
+            "{name}"
+        );
+        // Cleaned up on drop (at once for a file, by a spawned task in the
+        // database).
+        let mut left = leftovers(&store).await;
+        for _ in 0..50 {
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            left = leftovers(&store).await;
+        }
+        assert_eq!(left, 0, "{name}");
+        assert_eq!(stored_blobs(&store).await, 0, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn database_blobs_are_chunked_and_concurrent_stores_are_one_blob() {
+    let (_dir, store) = database_blobs().await;
+    let data = pattern(2_600_000);
+    let puts = (0..4).map(|_| store.blobs().put_reader(&data[..], u64::MAX));
+    let stored = futures_util::future::try_join_all(puts).await.unwrap();
+    assert!(stored.iter().all(|(sha, _)| *sha == stored[0].0));
+    let sha = &stored[0].0;
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM blobs").await, 1);
+    // Chunks of 1 MiB and a bit: two full ones and the rest.
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM blob_chunks").await, 3);
+    let biggest = count(&store, "SELECT MAX(LENGTH(data))::BIGINT FROM blob_chunks").await;
+    assert!(
+        (1 << 20..=(1 << 20) + (64 << 10)).contains(&biggest),
+        "{biggest}"
     );
-    // Exactly at the limit is fine.
-    let (_, size) = blobs.put_reader(&data[..], 200_000).await.unwrap();
-    assert_eq!(size, 200_000);
-    assert!(matches!(
-        blobs.read("../../x").await,
-        Err(Error::InvalidHash(_))
-    ));
+    assert_eq!(leftovers(&store).await, 0);
+    assert_eq!(store.blobs().read(sha).await.unwrap(), data);
+
+    // A blob deleted while it is being read ends the stream with an error,
+    // not with fewer bytes.
+    let mut stream = store.blobs().stream(sha).await.unwrap();
+    assert!(stream.try_next().await.unwrap().is_some());
+    store.blobs().delete(sha).await.unwrap();
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM blob_chunks").await, 0);
+    let err = stream.try_next().await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+}
+
+#[tokio::test]
+async fn an_upload_swept_while_stalled_fails_and_stores_nothing() {
+    let (_dir, store) = database_blobs().await;
+    let (mut client, server) = tokio::io::duplex(64 << 10);
+    let put = tokio::spawn({
+        let store = store.clone();
+        async move { store.blobs().put_reader(server, u64::MAX).await }
+    });
+    use tokio::io::AsyncWriteExt as _;
+    let data = pattern(1_500_000);
+    client.write_all(&data).await.unwrap();
+    // The first chunk is stored; then the client stalls past the sweep's age.
+    while count(&store, "SELECT COUNT(*) FROM blob_chunks").await == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(store.sweep_orphan_blobs(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(leftovers(&store).await, 0);
+    // The client carries on: the upload fails at its next chunk (so this
+    // write may find the other end gone) instead of storing a blob with a
+    // hole.
+    let _ = client.write_all(&data).await;
+    drop(client);
+    let err = put.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::UploadSwept), "{err}");
+    assert_eq!(leftovers(&store).await, 0);
+    assert_eq!(stored_blobs(&store).await, 0);
+}
+
+#[tokio::test]
+async fn database_blobs_need_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open_with(None, dir.path(), BlobBackend::Database)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DatabaseBlobsNeedPostgres), "{err}");
+    assert!(err.to_string().contains("--blob-store dir"), "{err}");
+    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let err = Store::open_with(Some(&url), dir.path(), BlobBackend::Database)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DatabaseBlobsNeedPostgres), "{err}");
+    // Refused before anything was created.
+    assert!(!dir.path().join("x.db").exists());
+    // The directory with SQLite is the default.
+    let store = Store::open(None, dir.path()).await.unwrap();
+    assert_eq!(store.blobs().backend(), BlobBackend::Dir);
 }
 
 #[tokio::test]
@@ -428,137 +753,177 @@ async fn ids_are_unique_and_validated() {
 
 #[tokio::test]
 async fn delete_removes_unshared_blobs_and_jobs() {
-    let (_dir, store) = open().await;
-    let shared = insert(&store, r#"{"text":"A"}"#, b"%PDF shared").await;
-    let other = insert(&store, r#"{"text":"B"}"#, b"%PDF shared").await;
-    let lonely = insert(&store, r#"{"text":"A"}"#, b"%PDF lonely").await;
-    assert_eq!(shared.input_sha256, other.input_sha256);
-    let (update, _) = store.blobs().put_bytes(b"update of lonely").await.unwrap();
-    store
-        .mark_done(
-            &lonely.id,
-            &Done {
-                pages: 1,
-                stamped_pages: 1,
-                update_sha256: Some(update.clone()),
-                output_sha256: "00".repeat(32),
-                output_size: 40,
-                output_is_rewrite: false,
-                stamp_ms: 1,
-            },
-        )
-        .await
-        .unwrap();
-    for doc in [&shared, &lonely] {
-        execute(
-            &store,
-            "INSERT INTO jobs (queue, payload, document_id, state, max_attempts, run_at, created_at, updated_at)
-             VALUES ('stamping', '{}', $1, 'queued', 3, 0, 0, 0)",
-            doc.id.as_str(),
-        )
-        .await;
+    for (name, _dir, store) in blob_backends().await {
+        let shared = insert(&store, r#"{"text":"A"}"#, b"%PDF shared").await;
+        let other = insert(&store, r#"{"text":"B"}"#, b"%PDF shared").await;
+        let lonely = insert(&store, r#"{"text":"A"}"#, b"%PDF lonely").await;
+        assert_eq!(shared.input_sha256, other.input_sha256);
+        let (update, _) = store.blobs().put_bytes(b"update of lonely").await.unwrap();
+        store
+            .mark_done(
+                &lonely.id,
+                &Done {
+                    pages: 1,
+                    stamped_pages: 1,
+                    update_sha256: Some(update.clone()),
+                    output_sha256: "00".repeat(32),
+                    output_size: 40,
+                    output_is_rewrite: false,
+                    stamp_ms: 1,
+                },
+            )
+            .await
+            .unwrap();
+        for doc in [&shared, &lonely] {
+            execute(
+                &store,
+                "INSERT INTO jobs (queue, payload, document_id, state, max_attempts, run_at, created_at, updated_at)
+                 VALUES ('stamping', '{}', $1, 'queued', 3, 0, 0, 0)",
+                doc.id.as_str(),
+            )
+            .await;
+        }
+        store
+            .set_delivery(
+                &lonely.id,
+                &DeliveryState {
+                    state: "pending".into(),
+                    attempts: 0,
+                    webhook_id: "msg".into(),
+                    last_status: None,
+                    last_error: None,
+                    next_attempt_at_ms: None,
+                    delivered_at_ms: None,
+                },
+            )
+            .await
+            .unwrap();
+
+        // Shared input: the document goes, the blob stays for the other one.
+        assert!(store.delete_document(&shared.id).await.unwrap());
+        assert!(store.document(&shared.id).await.unwrap().is_none());
+        assert!(store.blobs().exists(&shared.input_sha256).await.unwrap());
+        assert!(!store.delete_document(&shared.id).await.unwrap());
+
+        // Unshared: input and update blobs go too, with jobs and delivery.
+        assert!(store.delete_document(&lonely.id).await.unwrap());
+        assert!(!store.blobs().exists(&lonely.input_sha256).await.unwrap());
+        assert!(!store.blobs().exists(&update).await.unwrap());
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM jobs").await, 0);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 0);
+
+        // The last reference of the shared blob.
+        assert!(store.delete_document(&other.id).await.unwrap());
+        assert!(
+            !store.blobs().exists(&other.input_sha256).await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(stored_blobs(&store).await, 0, "{name}");
     }
-    store
-        .set_delivery(
-            &lonely.id,
-            &DeliveryState {
-                state: "pending".into(),
-                attempts: 0,
-                webhook_id: "msg".into(),
-                last_status: None,
-                last_error: None,
-                next_attempt_at_ms: None,
-                delivered_at_ms: None,
-            },
-        )
-        .await
-        .unwrap();
-
-    // Shared input: the document goes, the blob stays for the other one.
-    assert!(store.delete_document(&shared.id).await.unwrap());
-    assert!(store.document(&shared.id).await.unwrap().is_none());
-    assert!(store.blobs().exists(&shared.input_sha256).await.unwrap());
-    assert!(!store.delete_document(&shared.id).await.unwrap());
-
-    // Unshared: input and update blobs go too, with jobs and delivery.
-    assert!(store.delete_document(&lonely.id).await.unwrap());
-    assert!(!store.blobs().exists(&lonely.input_sha256).await.unwrap());
-    assert!(!store.blobs().exists(&update).await.unwrap());
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM jobs").await, 0);
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 0);
-
-    // The last reference of the shared blob.
-    assert!(store.delete_document(&other.id).await.unwrap());
-    assert!(!store.blobs().exists(&other.input_sha256).await.unwrap());
 }
 
 #[tokio::test]
 async fn delete_keeps_blob_touched_by_an_upload_in_flight() {
-    let (_dir, store) = open().await;
-    let doc = insert(&store, r#"{"text":"A"}"#, b"%PDF popular book").await;
-    age_blob(&store, &doc.input_sha256);
-    // Backdate the document too, as if it was uploaded an hour ago.
-    execute(
-        &store,
-        "UPDATE documents SET created_at = created_at - 3600000 WHERE id = $1",
-        doc.id.as_str(),
-    )
-    .await;
-    // Another upload of the same book has stored its bytes (refreshing the
-    // blob) but has not committed its document yet.
-    let (sha, _) = store.blobs().put_bytes(b"%PDF popular book").await.unwrap();
-    assert_eq!(sha, doc.input_sha256);
+    for (name, _dir, store) in blob_backends().await {
+        let doc = insert(&store, r#"{"text":"A"}"#, b"%PDF popular book").await;
+        age_blob(&store, &doc.input_sha256).await;
+        // Backdate the document too, as if it was uploaded an hour ago.
+        execute(
+            &store,
+            "UPDATE documents SET created_at = created_at - 3600000 WHERE id = $1",
+            doc.id.as_str(),
+        )
+        .await;
+        // Another upload of the same book has stored its bytes (refreshing the
+        // blob) but has not committed its document yet.
+        let (sha, _) = store.blobs().put_bytes(b"%PDF popular book").await.unwrap();
+        assert_eq!(sha, doc.input_sha256);
 
-    assert!(store.delete_document(&doc.id).await.unwrap());
-    assert!(
-        store.blobs().exists(&sha).await.unwrap(),
-        "the in-flight upload's blob survives"
-    );
+        assert!(store.delete_document(&doc.id).await.unwrap());
+        assert!(
+            store.blobs().exists(&sha).await.unwrap(),
+            "{name}: the in-flight upload's blob survives"
+        );
 
-    // Had the upload died instead, the orphan sweep removes the blob later.
-    assert_eq!(
-        store
-            .sweep_orphan_blobs(Duration::from_secs(600))
-            .await
-            .unwrap(),
-        0
-    );
-    age_blob(&store, &sha);
-    assert_eq!(
-        store
-            .sweep_orphan_blobs(Duration::from_secs(600))
-            .await
-            .unwrap(),
-        1
-    );
-    assert!(!store.blobs().exists(&sha).await.unwrap());
+        // Had the upload died instead, the orphan sweep removes the blob later.
+        assert_eq!(
+            store
+                .sweep_orphan_blobs(Duration::from_secs(600))
+                .await
+                .unwrap(),
+            0
+        );
+        age_blob(&store, &sha).await;
+        assert_eq!(
+            store
+                .sweep_orphan_blobs(Duration::from_secs(600))
+                .await
+                .unwrap(),
+            1,
+            "{name}"
+        );
+        assert!(!store.blobs().exists(&sha).await.unwrap(), "{name}");
+    }
 }
 
 #[tokio::test]
 async fn orphan_sweep_keeps_referenced_blobs() {
-    let (_dir, store) = open().await;
-    let doc = insert(&store, r#"{"text":"A"}"#, b"%PDF kept").await;
-    let (orphan, _) = store.blobs().put_bytes(b"orphan").await.unwrap();
-    age_blob(&store, &doc.input_sha256);
-    age_blob(&store, &orphan);
-    // A leftover temp file of an interrupted upload.
-    let tmp = store.blobs().root().join("tmp").join("0123.part");
-    std::fs::write(&tmp, b"partial").unwrap();
-    std::fs::File::open(&tmp)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+    for (name, _dir, store) in blob_backends().await {
+        let doc = insert(&store, r#"{"text":"A"}"#, b"%PDF kept").await;
+        let (orphan, _) = store.blobs().put_bytes(b"orphan").await.unwrap();
+        // Blobs kept as a document's update and as a rewritten output.
+        let (update, _) = store.blobs().put_bytes(b"kept update").await.unwrap();
+        let (output, _) = store.blobs().put_bytes(b"kept rewrite").await.unwrap();
+        let rewritten = insert(&store, r#"{"text":"A"}"#, b"%PDF rewritten").await;
+        for (id, update, output, rewrite) in [
+            (&doc.id, Some(update.clone()), "00".repeat(32), false),
+            (&rewritten.id, None, output.clone(), true),
+        ] {
+            let done = Done {
+                pages: 1,
+                stamped_pages: 1,
+                update_sha256: update,
+                output_sha256: output,
+                output_size: 10,
+                output_is_rewrite: rewrite,
+                stamp_ms: 1,
+            };
+            store.mark_done(id, &done).await.unwrap();
+        }
+        for sha in [
+            &doc.input_sha256,
+            &orphan,
+            &update,
+            &output,
+            &rewritten.input_sha256,
+        ] {
+            age_blob(&store, sha).await;
+        }
+        // What an upload interrupted an hour ago left.
+        plant_interrupted_upload(&store).await;
+        assert_eq!(
+            leftovers(&store).await,
+            2 - i64::from(store.blobs().root().is_some())
+        );
 
-    assert_eq!(
-        store
-            .sweep_orphan_blobs(Duration::from_secs(60))
-            .await
-            .unwrap(),
-        2
-    );
-    assert!(store.blobs().exists(&doc.input_sha256).await.unwrap());
-    assert!(!store.blobs().exists(&orphan).await.unwrap());
-    assert!(!tmp.exists());
+        assert_eq!(
+            store
+                .sweep_orphan_blobs(Duration::from_secs(60))
+                .await
+                .unwrap(),
+            2,
+            "{name}"
+        );
+        assert!(
+            store.blobs().exists(&doc.input_sha256).await.unwrap(),
+            "{name}"
+        );
+        for kept in [&update, &output, &rewritten.input_sha256] {
+            assert!(store.blobs().exists(kept).await.unwrap(), "{name}");
+        }
+        assert!(!store.blobs().exists(&orphan).await.unwrap(), "{name}");
+        assert_eq!(leftovers(&store).await, 0, "{name}");
+    }
 }
 
 #[tokio::test]

@@ -5,16 +5,16 @@
 //! delivery re-run carries the same `webhook-id`.
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use peedy_callbacks::{Delivery, Outcome};
+use peedy_callbacks::{Delivery, Outcome, Part, PartStream};
 use peedy_queue::{Handler, Job, JobError};
 use peedy_stamp::Stamped;
 use peedy_store::{
-    DeliveryState, DocStatus, Document, DocumentId, Done, ResumableSha256, Tx, now_ms, to_hex,
+    BlobStore, DeliveryState, DocStatus, Document, DocumentId, Done, ResumableSha256, Tx, now_ms,
+    to_hex,
 };
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
@@ -274,26 +274,65 @@ impl StampHandler {
 /// Delivers stamped documents to their `callback_url`.
 pub struct CallbackHandler(pub Arc<Watermarker>);
 
+/// A blob as a part of a callback body, streamed from wherever the blob
+/// store keeps it.
+#[derive(Debug)]
+struct BlobPart {
+    blobs: BlobStore,
+    sha256: String,
+}
+
+fn blob_io_error(e: peedy_store::Error) -> std::io::Error {
+    match e {
+        peedy_store::Error::Io(e) => e,
+        peedy_store::Error::BlobNotFound(_) => {
+            std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string())
+        }
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl Part for BlobPart {
+    async fn size(&self) -> std::io::Result<u64> {
+        self.blobs
+            .size(&self.sha256)
+            .await
+            .map_err(blob_io_error)?
+            .ok_or_else(|| blob_io_error(peedy_store::Error::BlobNotFound(self.sha256.clone())))
+    }
+
+    async fn open(&self) -> std::io::Result<PartStream> {
+        let stream = self
+            .blobs
+            .stream(&self.sha256)
+            .await
+            .map_err(blob_io_error)?;
+        Ok(Box::pin(stream))
+    }
+}
+
 impl CallbackHandler {
-    fn parts(&self, doc: &Document) -> Result<Vec<PathBuf>, JobError> {
+    fn parts(&self, doc: &Document) -> Result<Vec<Arc<dyn Part>>, JobError> {
         let blobs = self.0.store.blobs();
-        let path = |sha: &str| {
-            blobs
-                .path(sha)
-                .map_err(|e| JobError::permanent(e.to_string()))
+        let part = |sha: &str| -> Arc<dyn Part> {
+            Arc::new(BlobPart {
+                blobs: blobs.clone(),
+                sha256: sha.to_owned(),
+            })
         };
         if doc.output_is_rewrite {
             let sha = doc
                 .output_sha256
                 .as_deref()
                 .ok_or_else(|| JobError::permanent("output blob missing"))?;
-            Ok(vec![path(sha)?])
+            Ok(vec![part(sha)])
         } else {
             let update = doc
                 .update_sha256
                 .as_deref()
                 .ok_or_else(|| JobError::permanent("update blob missing"))?;
-            Ok(vec![path(&doc.input_sha256)?, path(update)?])
+            Ok(vec![part(&doc.input_sha256), part(update)])
         }
     }
 }

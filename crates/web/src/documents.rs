@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use peedy_store::{DocStatus, Document, DocumentId};
 use serde::Serialize;
-use tokio_util::io::ReaderStream;
 use utoipa::ToSchema;
 
 use crate::openapi::{ErrorBody, Pdf};
@@ -284,11 +283,11 @@ pub async fn download_document(
     let blobs = state.watermarker.store().blobs();
     let shas = output_parts(&doc);
     // Open every part first, so a missing blob is an error, not a cut body.
-    let mut files = Vec::with_capacity(shas.len());
+    let mut parts = Vec::with_capacity(shas.len());
     for sha in &shas {
-        files.push(blobs.open_file(sha).await?);
+        parts.push(blobs.stream(sha).await?);
     }
-    let body = futures_util::stream::iter(files).flat_map(ReaderStream::new);
+    let body = futures_util::stream::iter(parts).flatten();
     let mut res = Response::new(Body::from_stream(body));
     let h = res.headers_mut();
     h.insert(

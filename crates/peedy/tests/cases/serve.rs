@@ -2,9 +2,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::{
-    Deadline, Part, Receiver, Server, assert_all_stamped_and_delivered, assert_signed,
-    assert_stamped, cli_stamp, corpus_file, enc, multipart, sha256_hex, tiny_pdf, unused_addr,
-    upload_corpus,
+    Backend, Deadline, Part, Receiver, Server, assert_all_stamped_and_delivered, assert_signed,
+    assert_stamped, cli_stamp, corpus_file, enc, multipart, postgres_url_for, sha256_hex, tiny_pdf,
+    unused_addr, upload_corpus,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -13,6 +13,36 @@ use serde_json::Value;
 /// Starts `peedy serve` on this target's backend (`super::BACKEND`).
 async fn start(dir: &std::path::Path, args: &[&str]) -> Server {
     Server::start_on(super::BACKEND, dir, args).await
+}
+
+/// What interrupted uploads left behind: temporary files in the blob
+/// directory (SQLite), or staging rows and chunks in the database, where
+/// blobs live by default on PostgreSQL (and then no blob directory exists).
+async fn upload_leftovers(server: &Server, dir: &std::path::Path) -> Vec<String> {
+    let blob_dir = server.data_dir().join("blobs");
+    match super::BACKEND {
+        Backend::Sqlite => std::fs::read_dir(blob_dir.join("tmp"))
+            .expect("the blob directory's tmp/")
+            .filter_map(Result::ok)
+            .map(|e| e.path().display().to_string())
+            .collect(),
+        Backend::Postgres => {
+            assert!(!blob_dir.exists(), "blobs went to {}", blob_dir.display());
+            let pool = sqlx::PgPool::connect(&postgres_url_for(dir).await)
+                .await
+                .expect("connect to the test database");
+            let left = sqlx::query_scalar(
+                "SELECT key FROM blob_staging
+                 UNION SELECT blob_key FROM blob_chunks
+                 WHERE blob_key NOT IN (SELECT sha256 FROM blobs)",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("query the blob tables");
+            pool.close().await;
+            left
+        }
+    }
 }
 
 /// Short job timings, so retries and lease expiry happen within a test.
@@ -521,11 +551,8 @@ async fn bad_inputs_get_clear_answers_and_the_service_stays_up() {
         .await;
     res.assert_error(400, "malformed_multipart");
     // Refused uploads leave nothing half-written behind.
-    let tmp = server.data_dir().join("blobs").join("tmp");
-    let leftovers: Vec<_> = std::fs::read_dir(&tmp)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let leftovers = upload_leftovers(&server, dir.path()).await;
+    assert!(leftovers.is_empty(), "uploads left: {leftovers:?}");
 
     // Still up, and still stamping.
     assert!(server.is_running(), "the server exited:\n{}", server.log());
