@@ -82,7 +82,67 @@ static SPEC_JSON: LazyLock<String> = LazyLock::new(|| {
 
 /// The OpenAPI description of every route [`crate::router`] serves.
 pub fn spec() -> Spec {
-    routes().split_for_parts().1
+    let mut spec = routes().split_for_parts().1;
+    let guarded: Vec<String> = guarded_routes()
+        .split_for_parts()
+        .1
+        .paths
+        .paths
+        .into_keys()
+        .map(|path| format!("/api/v1{path}"))
+        .collect();
+    declare_tokens(&mut spec, &guarded);
+    spec
+}
+
+/// The bearer scheme of `--api-tokens`, on the routes the token layer guards
+/// (from the same table as the router): optional in the description, since
+/// a server without tokens does not ask for one, with the 401 it answers
+/// when tokens are set.
+fn declare_tokens(spec: &mut Spec, guarded: &[String]) {
+    use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let mut bearer = Http::new(HttpAuthScheme::Bearer);
+    bearer.description = Some(
+        "One of the server's API tokens (`--api-tokens`, `--api-token-file`); \
+         required only when the server has tokens."
+            .into(),
+    );
+    spec.components
+        .get_or_insert_with(Components::new)
+        .add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    let unauthorized = ResponseBuilder::new()
+        .description("The server has API tokens and the request carries none, or a wrong one")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for (path, item) in spec.paths.paths.iter_mut() {
+        if !guarded.contains(path) {
+            continue;
+        }
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.security = Some(vec![
+                SecurityRequirement::new("bearer", Vec::<String>::new()),
+                SecurityRequirement::default(),
+            ]);
+            op.responses
+                .responses
+                .insert("401".into(), RefOr::T(unauthorized.clone()));
+        }
+    }
 }
 
 /// `GET /api/v1/openapi.json`.
