@@ -169,7 +169,28 @@ async fn the_openapi_description_matches_the_routes() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(statuses, BTreeSet::from(["200", "400", "413", "503"]));
+    assert_eq!(
+        statuses,
+        BTreeSet::from(["200", "400", "401", "413", "503"])
+    );
+    // Token-guarded routes declare the (optional) bearer scheme and their
+    // 401; the callback sink and the probes stay open.
+    assert_eq!(
+        upload["security"],
+        serde_json::json!([{ "bearer": [] }, {}])
+    );
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let dev_null = &spec["paths"]["/api/v1/dev/null"]["post"];
+    assert!(dev_null.get("security").is_none(), "{dev_null}");
+    assert!(dev_null["responses"].get("401").is_none(), "{dev_null}");
+    assert!(
+        spec["paths"]["/healthcheck"]["get"]
+            .get("security")
+            .is_none()
+    );
     assert!(
         upload["responses"]["503"]["headers"]
             .get("Retry-After")
