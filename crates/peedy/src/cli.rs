@@ -81,10 +81,11 @@ pub enum Command {
     Man(ManArgs),
 }
 
-/// `peedy cluster`: which database to read.
+/// Where the metadata lives: shared by `serve` and `cluster`, so both read
+/// the same database from the same flags and environment.
 #[derive(Debug, Args)]
-pub struct ClusterArgs {
-    /// Directory of the embedded SQLite database (as for `serve`).
+pub struct DatabaseArgs {
+    /// Directory for the SQLite database and the blobs.
     #[arg(
         long,
         value_name = "DIR",
@@ -93,7 +94,8 @@ pub struct ClusterArgs {
     )]
     pub data_dir: PathBuf,
 
-    /// Database URL (as for `serve`): postgres://… for a cluster.
+    /// Database URL: sqlite://PATH or postgres://…; default: the SQLite file
+    /// peedy.db in the data directory.
     #[arg(
         long,
         value_name = "URL",
@@ -101,6 +103,13 @@ pub struct ClusterArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+}
+
+/// `peedy cluster`: which database to read.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
 
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -141,24 +150,8 @@ pub struct ServeArgs {
     )]
     pub listen: std::net::SocketAddr,
 
-    /// Directory for the SQLite database and the blobs.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "PEEDY_DATA_DIR",
-        default_value = "peedy-data"
-    )]
-    pub data_dir: PathBuf,
-
-    /// Database URL: sqlite://PATH or postgres://…; default: the SQLite file
-    /// peedy.db in the data directory.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "PEEDY_DATABASE_URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
 
     /// Where blobs (uploads, stamped output) are kept: `dir`, the blobs
     /// directory in the data directory, or `database`, PostgreSQL (chunked).
@@ -732,8 +725,8 @@ mod serve_tests {
             panic!("expected the serve command")
         };
         assert_eq!(args.listen.to_string(), "127.0.0.1:4000");
-        assert_eq!(args.data_dir, PathBuf::from("peedy-data"));
-        assert_eq!(args.database_url, None);
+        assert_eq!(args.db.data_dir, PathBuf::from("peedy-data"));
+        assert_eq!(args.db.database_url, None);
         assert_eq!(args.blob_store, None);
         assert_eq!(args.callback_concurrency, 5);
         assert_eq!(args.retention, std::time::Duration::from_secs(7 * 86_400));

@@ -15,7 +15,7 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<Summary> {
         .build()
         .context("starting the runtime")?;
     let view = runtime.block_on(async {
-        let store = Store::open(args.database_url.as_deref(), &args.data_dir)
+        let store = Store::open(args.db.database_url.as_deref(), &args.db.data_dir)
             .await
             .context("opening the database")?;
         let view = peedy_cluster::view(&store)

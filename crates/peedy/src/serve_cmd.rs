@@ -116,11 +116,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if roles.is_empty() {
         return Err(UsageError("--roles needs web, worker, or both".into()).into());
     }
-    let is_postgres = args
-        .database_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("postgres"));
-    if roles.len() == 1 && !is_postgres {
+    let heartbeat = secs("--heartbeat-secs", args.heartbeat_secs)?;
+
+    let data_dir = &args.db.data_dir;
+    let url = args.db.database_url.as_deref();
+    let blob_backend = args
+        .blob_store
+        .map_or_else(|| BlobBackend::default_for(url), BlobBackend::from);
+    let store = match Store::open_with(url, data_dir, blob_backend).await {
+        Err(e @ peedy_store::Error::DatabaseBlobsNeedPostgres) => {
+            return Err(UsageError(format!("--blob-store database: {e}")).into());
+        }
+        opened => opened.with_context(|| format!("opening the store in {}", data_dir.display()))?,
+    };
+    if roles.len() == 1 && !store.db().is_postgres() {
         tracing::warn!(
             roles = ?args.roles,
             "a single role on a database of its own: the other role must run on the same \
@@ -128,20 +137,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
              postgres://… for separate services"
         );
     }
-    let heartbeat = secs("--heartbeat-secs", args.heartbeat_secs)?;
-
-    let url = args.database_url.as_deref();
-    let blob_backend = args
-        .blob_store
-        .map_or_else(|| BlobBackend::default_for(url), BlobBackend::from);
-    let store = match Store::open_with(url, &args.data_dir, blob_backend).await {
-        Err(e @ peedy_store::Error::DatabaseBlobsNeedPostgres) => {
-            return Err(UsageError(format!("--blob-store database: {e}")).into());
-        }
-        opened => {
-            opened.with_context(|| format!("opening the store in {}", args.data_dir.display()))?
-        }
-    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -208,7 +203,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(signal_shutdown(shutdown.clone()));
     // Printed on stdout for scripts and tests that start on port 0.
     println!("peedy listening on http://{addr}");
-    tracing::info!(%addr, node = %node_id, roles = %args.roles.join(","), data_dir = %args.data_dir.display(), blobs = %blob_backend, stamp_concurrency, "peedy serving");
+    tracing::info!(%addr, node = %node_id, roles = %args.roles.join(","), data_dir = %data_dir.display(), blobs = %blob_backend, stamp_concurrency, "peedy serving");
 
     let server_stop = shutdown.clone();
     let app = if roles.contains(&Role::Web) {

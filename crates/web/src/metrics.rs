@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use peedy_callbacks::BreakerState;
-use peedy_store::{DbRow, now_ms, on_db};
+use peedy_store::{DbRow, DocStatus, now_ms, on_db};
 use peedy_watermarker::{CALLBACK_QUEUE, STAMP_QUEUE};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -109,16 +109,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
 async fn scrape(state: &AppState) -> Result<Registry, ApiError> {
     let store = state.watermarker.store();
     let now = now_ms();
-    let (documents, jobs) = on_db!(store.db(), pool => {
-        let documents = sqlx::query("SELECT status, COUNT(*) AS n FROM documents GROUP BY status")
-            .fetch_all(pool)
-            .await
-            .map_err(peedy_store::Error::from)?
-            .iter()
-            .map(|row| Ok((row.string("status")?, row.i64("n")?)))
-            .collect::<sqlx::Result<Vec<_>>>()
-            .map_err(peedy_store::Error::from)?;
-        let jobs = sqlx::query(
+    let documents = store.count_by_status().await?;
+    let jobs = on_db!(store.db(), pool => {
+        sqlx::query(
             "SELECT queue, state, COUNT(*) AS n,
                     MIN(CASE WHEN state = 'queued' AND run_at <= $1 THEN run_at END) AS oldest
              FROM jobs GROUP BY queue, state",
@@ -137,8 +130,7 @@ async fn scrape(state: &AppState) -> Result<Registry, ApiError> {
             ))
         })
         .collect::<sqlx::Result<Vec<_>>>()
-        .map_err(peedy_store::Error::from)?;
-        (documents, jobs)
+        .map_err(peedy_store::Error::from)?
     });
 
     let mut registry = Registry::with_prefix(peedy_metrics::PREFIX);
@@ -148,11 +140,16 @@ async fn scrape(state: &AppState) -> Result<Registry, ApiError> {
         "Documents by state (queued, running, done, failed)",
         docs.clone(),
     );
-    for s in ["queued", "running", "done", "failed"] {
-        let _ = docs.get_or_create(&StateLabels { state: s.into() });
+    for status in DocStatus::ALL {
+        let _ = docs.get_or_create(&StateLabels {
+            state: status.as_str().into(),
+        });
     }
     for (status, n) in documents {
-        docs.get_or_create(&StateLabels { state: status }).set(n);
+        docs.get_or_create(&StateLabels {
+            state: status.as_str().into(),
+        })
+        .set(n);
     }
 
     let depth = Family::<QueueStateLabels, Gauge>::default();
