@@ -49,6 +49,31 @@ pub trait Part: Send + Sync + std::fmt::Debug {
     /// A fresh stream of its bytes from the first. Errors should say which
     /// part failed.
     async fn open(&self) -> io::Result<PartStream>;
+    /// All its bytes, if there are at most `max` of them: one read instead
+    /// of a size lookup and a stream (each a trip to the blocking pool for a
+    /// file), which is most of the I/O cost of a small document's callback.
+    /// `None` means "stream it"; the default always says so.
+    async fn read_small(&self, max: u64) -> io::Result<Option<Bytes>> {
+        let _ = max;
+        Ok(None)
+    }
+}
+
+/// Parts of at most this many bytes are read whole, in one trip (see
+/// [`Part::read_small`]).
+pub(crate) const SMALL_PART: u64 = CHUNK as u64;
+
+/// [`Part::read_small`] of a file, blocking: the open file's length decides.
+fn read_small_file(path: &std::path::Path, max: u64) -> io::Result<Option<Bytes>> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > max {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(Bytes::from(bytes)))
 }
 
 #[async_trait::async_trait]
@@ -68,6 +93,15 @@ impl Part for PathBuf {
         Ok(Box::pin(
             ReaderStream::with_capacity(file, CHUNK).map_err(move |e| with_path(e, &path)),
         ))
+    }
+
+    async fn read_small(&self, max: u64) -> io::Result<Option<Bytes>> {
+        let path = self.clone();
+        tokio::task::spawn_blocking(move || {
+            read_small_file(&path, max).map_err(|e| with_path(e, &path))
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 }
 
@@ -173,9 +207,17 @@ pub(crate) struct MultipartBody {
     head: Bytes,
     /// Everything after them: the `id` part and the closing boundary.
     tail: Bytes,
-    /// The parts whose concatenation is the PDF, with their lengths once
-    /// known.
-    parts: Vec<(Arc<dyn Part>, u64)>,
+    /// The parts whose concatenation is the PDF.
+    parts: Vec<Piece>,
+}
+
+/// A part of the body, with its length once known and its bytes if it was
+/// small enough to read whole.
+#[derive(Debug)]
+struct Piece {
+    part: Arc<dyn Part>,
+    len: u64,
+    bytes: Option<Bytes>,
 }
 
 impl MultipartBody {
@@ -203,7 +245,14 @@ impl MultipartBody {
             boundary,
             head: Bytes::from(head),
             tail: Bytes::from(tail),
-            parts: parts.iter().map(|p| (Arc::clone(p), 0)).collect(),
+            parts: parts
+                .iter()
+                .map(|p| Piece {
+                    part: Arc::clone(p),
+                    len: 0,
+                    bytes: None,
+                })
+                .collect(),
         }
     }
 
@@ -216,14 +265,28 @@ impl MultipartBody {
     /// [`sign`](Self::sign).
     pub(crate) fn len(&self) -> u64 {
         self.head.len() as u64
-            + self.parts.iter().map(|(_, len)| len).sum::<u64>()
+            + self.parts.iter().map(|p| p.len).sum::<u64>()
             + self.tail.len() as u64
+    }
+
+    /// Reads the small parts whole (see [`Part::read_small`]); call before
+    /// [`measure`](Self::measure) or [`sign`](Self::sign).
+    pub(crate) async fn read_small_parts(&mut self) -> io::Result<()> {
+        for piece in &mut self.parts {
+            if let Some(bytes) = piece.part.read_small(SMALL_PART).await? {
+                piece.len = bytes.len() as u64;
+                piece.bytes = Some(bytes);
+            }
+        }
+        Ok(())
     }
 
     /// Learns the parts' lengths without reading them (when not signing).
     pub(crate) async fn measure(&mut self) -> io::Result<()> {
-        for (part, len) in &mut self.parts {
-            *len = part.size().await?;
+        for piece in &mut self.parts {
+            if piece.bytes.is_none() {
+                piece.len = piece.part.size().await?;
+            }
         }
         Ok(())
     }
@@ -248,12 +311,16 @@ impl MultipartBody {
         mac.update(timestamp.as_bytes());
         mac.update(b".");
         mac.update(&self.head);
-        for (part, len) in &mut self.parts {
-            let mut bytes = part.open().await?;
-            *len = 0;
-            while let Some(piece) = bytes.try_next().await? {
-                mac.update(&piece);
-                *len += piece.len() as u64;
+        for piece in &mut self.parts {
+            if let Some(bytes) = &piece.bytes {
+                mac.update(bytes);
+                continue;
+            }
+            let mut bytes = piece.part.open().await?;
+            piece.len = 0;
+            while let Some(chunk) = bytes.try_next().await? {
+                mac.update(&chunk);
+                piece.len += chunk.len() as u64;
             }
         }
         mac.update(&self.tail);
@@ -269,9 +336,22 @@ impl MultipartBody {
     /// so the body never runs past its `Content-Length`; a part that shrank
     /// meanwhile ends the body early and the client fails the request.
     pub(crate) fn into_body(self) -> reqwest::Body {
-        let parts = stream::iter(self.parts).then(|(part, len)| async move {
-            let bytes = part.open().await.map_err(ReadError)?;
-            Ok::<_, ReadError>(take_bytes(bytes, len).map_err(ReadError))
+        if self.parts.iter().all(|p| p.bytes.is_some()) {
+            // All in memory: one buffer, which the client writes at once.
+            let mut body = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+            body.extend_from_slice(&self.head);
+            for piece in &self.parts {
+                body.extend_from_slice(piece.bytes.as_deref().unwrap_or_default());
+            }
+            body.extend_from_slice(&self.tail);
+            return reqwest::Body::from(body);
+        }
+        let parts = stream::iter(self.parts).then(|piece| async move {
+            let bytes: PartStream = match piece.bytes {
+                Some(bytes) => Box::pin(stream::once(async move { Ok(bytes) })),
+                None => piece.part.open().await.map_err(ReadError)?,
+            };
+            Ok::<_, ReadError>(take_bytes(bytes, piece.len).map_err(ReadError))
         });
         let body = stream::once(async move { Ok::<_, ReadError>(self.head) })
             .chain(parts.try_flatten())

@@ -293,6 +293,9 @@ impl Deliverer {
         let boundary = body::boundary(&inner.boundary_key, d.webhook_id);
         let mut body = MultipartBody::new(boundary, d.filename, d.document_id, d.parts);
         let mut headers = HeaderMap::new();
+        if let Err(e) = body.read_small_parts().await {
+            return (read_failure(&e), Health::Unknown);
+        }
         let prepared = match &inner.key {
             Some(key) => body
                 .sign(key, d.webhook_id, SystemTime::now())

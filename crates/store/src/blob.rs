@@ -249,25 +249,38 @@ impl Drop for TempGuard {
     }
 }
 
-/// The temporary file an upload streams into (directory backend).
-struct FileSink(Option<std::fs::File>);
+/// The temporary file an upload streams into (directory backend), created
+/// with the first full batch: an upload that fits in one batch is written
+/// (or found already stored) in a single trip to the blocking pool.
+struct FileSink {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
 
 impl BatchSink for FileSink {
     async fn write(&mut self, batch: Vec<u8>) -> Result<()> {
-        let file = self
-            .0
-            .take()
-            .ok_or_else(|| Error::Io(std::io::Error::other("temporary blob file lost")))?;
+        let file = self.file.take();
+        let path = self.path.clone();
         let file = blocking(move || {
             use std::io::Write as _;
-            let mut file = file;
+            let mut file = match file {
+                Some(file) => file,
+                None => create_temp(&path)?,
+            };
             file.write_all(&batch)?;
             Ok(file)
         })
         .await?;
-        self.0 = Some(file);
+        self.file = Some(file);
         Ok(())
     }
+}
+
+fn create_temp(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 impl BlobStore {
@@ -340,19 +353,12 @@ impl BlobStore {
         };
         let tmp_path = temp_path(root);
         let guard = TempGuard(Some(tmp_path.clone()));
-        let file = blocking(move || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp_path)
-        })
-        .await?;
-        let mut sink = FileSink(Some(file));
+        let mut sink = FileSink {
+            path: tmp_path,
+            file: None,
+        };
         let upload = read_upload(reader, limit, &mut sink).await?;
-        let file = sink
-            .0
-            .ok_or_else(|| Error::Io(std::io::Error::other("temporary blob file lost")))?;
-        finish_file(root, file, upload.rest, guard, &upload.sha256).await?;
+        finish_file(root, sink.file, upload.rest, guard, &upload.sha256).await?;
         Ok(StoredBlob {
             sha256: upload.sha256,
             size: upload.size,
@@ -364,25 +370,26 @@ impl BlobStore {
     /// In the directory, hashing and writing happen in one trip to the
     /// blocking pool.
     pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64)> {
-        let root = match &self.backend {
-            Backend::Dir(root) => root,
-            Backend::Database(_) => return self.put_reader(bytes, u64::MAX).await,
-        };
-        let tmp_path = temp_path(root);
-        let guard = TempGuard(Some(tmp_path.clone()));
-        let owned = bytes.to_vec();
-        let (file, sha, owned) = blocking(move || {
-            let sha = to_hex(&Sha256::digest(&owned));
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp_path)?;
-            Ok((file, sha, owned))
-        })
-        .await?;
-        let size = owned.len() as u64;
-        finish_file(root, file, owned, guard, &sha).await?;
-        Ok((sha, size))
+        match &self.backend {
+            Backend::Dir(root) => {
+                let dir = DirBlobs(Arc::clone(root));
+                let owned = bytes.to_vec();
+                let size = owned.len() as u64;
+                let sha = blocking(move || dir.put(&owned).map_err(io_error)).await?;
+                Ok((sha, size))
+            }
+            Backend::Database(_) => self.put_reader(bytes, u64::MAX).await,
+        }
+    }
+
+    /// The blob directory as a blocking handle, for work that already runs
+    /// on a blocking thread (the stamping job reads its input and writes its
+    /// output there in the same trip); `None` for the database backend.
+    pub fn dir(&self) -> Option<DirBlobs> {
+        match &self.backend {
+            Backend::Dir(root) => Some(DirBlobs(Arc::clone(root))),
+            Backend::Database(_) => None,
+        }
     }
 
     /// The file that holds blob `sha256` in the blob directory (whether or
@@ -434,6 +441,31 @@ impl BlobStore {
             }
             Backend::Database(db) => db.stream(sha256).await,
         }
+    }
+
+    /// The whole blob, if it is at most `max` bytes long, read in one trip
+    /// to the blocking pool; `None` when it is longer, or kept in the
+    /// database (stream those). A missing blob is [`Error::BlobNotFound`].
+    pub async fn read_small(&self, sha256: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        check_sha(sha256)?;
+        let Backend::Dir(root) = &self.backend else {
+            return Ok(None);
+        };
+        let path = blob_path(root, sha256);
+        let sha = sha256.to_owned();
+        blocking(move || {
+            use std::io::Read as _;
+            let mut file =
+                std::fs::File::open(&path).map_err(|e| io_error(not_found_as(e, &sha)))?;
+            let len = file.metadata()?.len();
+            if len > max {
+                return Ok(None);
+            }
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            file.read_to_end(&mut bytes)?;
+            Ok(Some(bytes))
+        })
+        .await
     }
 
     /// Reads the whole blob into memory (one allocation of its size).
@@ -551,43 +583,91 @@ fn temp_path(root: &Path) -> PathBuf {
     ))
 }
 
-/// Writes the last bytes, makes the file durable and renames it into place
-/// as blob `sha` (or keeps an existing copy, refreshing its mtime), in one
-/// trip to the blocking pool.
+/// The blob directory, with blocking calls: for code already on a
+/// blocking thread (see [`BlobStore::dir`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DirBlobs(Arc<PathBuf>);
+
+impl DirBlobs {
+    /// Reads the whole blob into memory (one allocation of its size).
+    pub fn read(&self, sha256: &str) -> Result<Vec<u8>> {
+        check_sha(sha256)?;
+        std::fs::read(blob_path(&self.0, sha256)).map_err(|e| not_found_as(e, sha256))
+    }
+
+    /// Stores `bytes` under their SHA-256 (kept if already there), durable
+    /// before this returns; returns the hex SHA-256.
+    pub fn put(&self, bytes: &[u8]) -> Result<String> {
+        let sha = to_hex(&Sha256::digest(bytes));
+        let tmp = temp_path(&self.0);
+        // Removes a half-written temporary file if storing fails.
+        let mut guard = TempGuard(Some(tmp.clone()));
+        store_file(&self.0, None, &tmp, bytes, &sha)?;
+        guard.0 = None;
+        Ok(sha)
+    }
+}
+
+fn io_error(e: Error) -> std::io::Error {
+    match e {
+        Error::Io(e) => e,
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+/// Puts blob `sha` in place: keeps an existing copy (refreshing its mtime,
+/// which protects it from a concurrent delete) without writing anything;
+/// otherwise writes `rest` after what `file` (the temporary file at `tmp`,
+/// if any) already holds — creating it if there is none — makes it durable
+/// and renames it into place. Returns whether the blob existed (then the
+/// caller removes the temporary file, if one was made). Blocking.
+fn store_file(
+    root: &Path,
+    file: Option<std::fs::File>,
+    tmp: &Path,
+    rest: &[u8],
+    sha: &str,
+) -> Result<bool> {
+    use std::io::Write as _;
+    check_sha(sha)?;
+    let dest = blob_path(root, sha);
+    if dest.try_exists()? {
+        let _ = std::fs::File::open(&dest).and_then(|f| f.set_modified(SystemTime::now()));
+        return Ok(true);
+    }
+    let mut file = match file {
+        Some(file) => file,
+        None => create_temp(tmp)?,
+    };
+    file.write_all(rest)?;
+    // Durable before any database row can point at it.
+    file.sync_all()?;
+    drop(file);
+    let dir = dest.parent().unwrap_or(root).to_path_buf();
+    std::fs::create_dir_all(&dir)?;
+    std::fs::rename(tmp, &dest)?;
+    // The rename itself must survive a power loss too.
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(false)
+}
+
+/// [`store_file`] in one trip to the blocking pool; the temporary file is
+/// removed (by `guard`) unless it became the blob.
 async fn finish_file(
     root: &Arc<PathBuf>,
-    file: std::fs::File,
+    file: Option<std::fs::File>,
     rest: Vec<u8>,
     mut guard: TempGuard,
     sha: &str,
 ) -> Result<()> {
-    check_sha(sha)?;
-    let dest = blob_path(root, sha);
-    let tmp = guard.0.clone();
+    let had_file = file.is_some();
     let root = Arc::clone(root);
-    let existed = blocking(move || {
-        use std::io::Write as _;
-        let mut file = file;
-        file.write_all(&rest)?;
-        // Durable before any database row can point at it.
-        file.sync_all()?;
-        drop(file);
-        if dest.try_exists()? {
-            // Refresh the mtime, which protects it from a concurrent delete.
-            let _ = std::fs::File::open(&dest).and_then(|f| f.set_modified(SystemTime::now()));
-            return Ok(true);
-        }
-        let dir = dest.parent().unwrap_or(&root).to_path_buf();
-        std::fs::create_dir_all(&dir)?;
-        if let Some(tmp) = &tmp {
-            std::fs::rename(tmp, &dest)?;
-        }
-        // The rename itself must survive a power loss too.
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok(false)
-    })
-    .await?;
-    if !existed {
+    let tmp = guard.0.clone().unwrap_or_default();
+    let sha = sha.to_owned();
+    let existed =
+        blocking(move || store_file(&root, file, &tmp, &rest, &sha).map_err(io_error)).await?;
+    if !existed || !had_file {
+        // Renamed into place, or never created.
         guard.0 = None;
     }
     Ok(())

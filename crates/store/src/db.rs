@@ -8,19 +8,25 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqliteQueryResult, SqliteRow, SqliteStatement,
+    SqliteSynchronous, SqliteTypeInfo,
 };
-use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
+use sqlx::{
+    ConnectOptions as _, Connection as _, Either, Execute, Executor, PgPool, Postgres, Row, Sqlite,
+    SqliteConnection,
+};
+use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
 use crate::{Error, Result};
 
-/// SQLite allows one writer at a time; a few connections serve the readers
-/// (status polls, downloads) while writes stay short.
-const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const PG_MAX_CONNECTIONS: u32 = 16;
 /// How long a PostgreSQL statement waits for a connection (or for the server
 /// to come back) before failing.
@@ -31,20 +37,188 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// A connection pool to one of the supported databases.
+/// A handle to one of the supported databases.
 #[derive(Clone, Debug)]
 pub enum Db {
     /// The embedded default: a SQLite file in WAL mode.
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     /// A shared PostgreSQL server (cluster mode).
     Postgres(PgPool),
+}
+
+/// The embedded default's database: **one** SQLite connection, shared by
+/// every task of the process and taken in turn.
+///
+/// Why not sqlx's `SqlitePool`: SQLite runs one writer at a time anyway, and
+/// each sqlx SQLite connection lives on its own thread, so every statement
+/// is a hand-off to that thread and back. The pool adds two more round trips
+/// per statement (a ping when a connection is taken, another when it is
+/// returned, plus a spawned task) — measured on the service benchmark, that
+/// was a third of the server's context switches per document. Statements
+/// here take microseconds, so taking turns on one connection costs less than
+/// the hand-offs did; a transaction holds the connection until it ends.
+#[derive(Clone, Debug)]
+pub struct SqliteDb(Arc<Mutex<SqliteSlot>>);
+
+#[derive(Debug)]
+struct SqliteSlot {
+    /// `None` once [`Db::close`] ran.
+    conn: Option<SqliteConnection>,
+    /// A [`Tx`] was dropped without commit or rollback: its `ROLLBACK` is
+    /// owed before the connection's next use.
+    owes_rollback: bool,
+}
+
+impl SqliteSlot {
+    /// The connection, after settling a dropped transaction.
+    async fn ready(&mut self) -> std::result::Result<&mut SqliteConnection, sqlx::Error> {
+        let conn = self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
+        if self.owes_rollback {
+            conn.execute("ROLLBACK").await?;
+            self.owes_rollback = false;
+        }
+        Ok(conn)
+    }
+}
+
+impl SqliteDb {
+    fn new(conn: SqliteConnection) -> SqliteDb {
+        SqliteDb(Arc::new(Mutex::new(SqliteSlot {
+            conn: Some(conn),
+            owes_rollback: false,
+        })))
+    }
+
+    async fn slot(&self) -> MutexGuard<'_, SqliteSlot> {
+        self.0.lock().await
+    }
+}
+
+/// Runs each statement on the shared connection, waiting for its turn; a
+/// statement's rows are gathered before the connection is handed on.
+impl<'c> Executor<'c> for &'c SqliteDb {
+    type Database = Sqlite;
+
+    fn execute<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, std::result::Result<SqliteQueryResult, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        Box::pin(async move { self.slot().await.ready().await?.execute(query).await })
+    }
+
+    fn fetch_all<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, std::result::Result<Vec<SqliteRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        Box::pin(async move { self.slot().await.ready().await?.fetch_all(query).await })
+    }
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, std::result::Result<Either<SqliteQueryResult, SqliteRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        futures_util::stream::once(async move {
+            let mut slot = self.slot().await;
+            let steps: Vec<_> = slot.ready().await?.fetch_many(query).try_collect().await?;
+            Ok::<_, sqlx::Error>(futures_util::stream::iter(steps.into_iter().map(Ok)))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, std::result::Result<Option<SqliteRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        Box::pin(async move { self.slot().await.ready().await?.fetch_optional(query).await })
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [SqliteTypeInfo],
+    ) -> BoxFuture<'e, std::result::Result<SqliteStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        Box::pin(async move {
+            self.slot()
+                .await
+                .ready()
+                .await?
+                .prepare_with(sql, parameters)
+                .await
+        })
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+    ) -> BoxFuture<'e, std::result::Result<sqlx::Describe<Sqlite>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        Box::pin(async move { self.slot().await.ready().await?.describe(sql).await })
+    }
+}
+
+/// A transaction on the shared SQLite connection: holds the connection from
+/// `BEGIN IMMEDIATE` to `COMMIT`/`ROLLBACK`. Dropped while open, it leaves
+/// its `ROLLBACK` owed, paid before the connection's next statement.
+#[derive(Debug)]
+pub struct SqliteTx {
+    slot: OwnedMutexGuard<SqliteSlot>,
+    open: bool,
+}
+
+impl SqliteTx {
+    /// The connection, to run the transaction's statements on (used by
+    /// [`on_tx!`]).
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        // `begin` checked it is there, and nothing takes it while we hold
+        // the lock.
+        self.slot
+            .conn
+            .as_mut()
+            .expect("a SQLite transaction holds an open connection")
+    }
+
+    async fn end(mut self, sql: &'static str) -> Result<()> {
+        self.conn().execute(sql).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.slot.owes_rollback = true;
+        }
+    }
 }
 
 /// An open transaction on either backend; dropping it rolls back.
 #[derive(Debug)]
 pub enum Tx {
     /// A SQLite transaction (begun with `BEGIN IMMEDIATE`).
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     /// A PostgreSQL transaction.
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
@@ -53,7 +227,7 @@ impl Tx {
     /// Commits the transaction.
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Sqlite(tx) => tx.end("COMMIT").await?,
             Tx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
@@ -62,15 +236,15 @@ impl Tx {
     /// Rolls the transaction back (dropping it does the same, later).
     pub async fn rollback(self) -> Result<()> {
         match self {
-            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Sqlite(tx) => tx.end("ROLLBACK").await?,
             Tx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
     }
 }
 
-/// Runs `$body` against the pool of whichever backend `$db` (a `&Db`) is,
-/// with `$pool` bound to `&SqlitePool` or `&PgPool`. The body is expanded once
+/// Runs `$body` against whichever backend `$db` (a `&Db`) is, with `$pool`
+/// bound to `&SqliteDb` or `&PgPool` (both sqlx executors). The body is expanded once
 /// per backend, so the same SQL text and binds are type-checked for both.
 ///
 /// ```no_run
@@ -104,7 +278,7 @@ macro_rules! on_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
         match $tx {
             $crate::Tx::Sqlite(tx) => {
-                let $conn = &mut **tx;
+                let $conn = tx.conn();
                 $body
             }
             $crate::Tx::Postgres(tx) => {
@@ -184,26 +358,26 @@ impl Db {
     }
 
     async fn connect_sqlite(options: SqliteConnectOptions) -> Result<Db> {
-        let options = options
+        let conn = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL, not OFF: in WAL mode a crash cannot corrupt the database
             // and loses at most the last commits on power failure.
             .synchronous(SqliteSynchronous::Normal)
+            // Other processes (`peedy cluster`, a second server by mistake)
+            // may hold the write lock for a moment.
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(SQLITE_MAX_CONNECTIONS)
-            .connect_with(options)
+            .foreign_keys(true)
+            .connect()
             .await?;
-        Ok(Db::Sqlite(pool))
+        Ok(Db::Sqlite(SqliteDb::new(conn)))
     }
 
     /// Applies the embedded migrations of this backend (idempotent; on
     /// PostgreSQL several nodes starting at once serialize on an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+            Db::Sqlite(db) => SQLITE_MIGRATOR.run(db.slot().await.ready().await?).await?,
             Db::Postgres(pool) => PG_MIGRATOR.run(pool).await?,
         }
         Ok(())
@@ -213,7 +387,11 @@ impl Db {
     /// that reads before it writes cannot fail on a stale snapshot).
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(db) => {
+                let mut slot = Arc::clone(&db.0).lock_owned().await;
+                slot.ready().await?.execute("BEGIN IMMEDIATE").await?;
+                Tx::Sqlite(SqliteTx { slot, open: true })
+            }
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -224,10 +402,16 @@ impl Db {
         matches!(self, Db::Postgres(_))
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the pool, waiting for connections in use to be returned;
+    /// later statements fail with `PoolClosed`.
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(pool) => pool.close().await,
+            Db::Sqlite(db) => {
+                let conn = db.slot().await.conn.take();
+                if let Some(conn) = conn {
+                    let _ = conn.close().await;
+                }
+            }
             Db::Postgres(pool) => pool.close().await,
         }
     }

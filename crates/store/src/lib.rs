@@ -44,8 +44,8 @@ mod error;
 mod ids;
 mod sha;
 
-pub use blob::{BLOB_DIR, BlobBackend, BlobStore, BlobStream, StoredBlob, to_hex};
-pub use db::{Db, DbRow, Tx};
+pub use blob::{BLOB_DIR, BlobBackend, BlobStore, BlobStream, DirBlobs, StoredBlob, to_hex};
+pub use db::{Db, DbRow, SqliteDb, SqliteTx, Tx};
 pub use documents::{DeliveryState, DocStatus, Document, Done, NewDocument};
 pub use error::{Error, Result};
 pub use ids::{DocumentId, WatermarkId};

@@ -123,6 +123,14 @@ impl Watermarker {
     }
 }
 
+/// What the stamping job stores: the appended update, or the rewritten file.
+fn stamped_bytes(stamped: &Stamped) -> &[u8] {
+    match stamped {
+        Stamped::Appended { update, .. } => update,
+        Stamped::Rewritten { bytes, .. } => bytes,
+    }
+}
+
 /// SHA-256 of the output. For an appended update, resumed from the hash
 /// state the upload kept at the end of the input when it has one (the input
 /// is not read again); otherwise hashed in full.
@@ -193,29 +201,48 @@ impl StampHandler {
             }
             Err(e) => return Err(transient(e)),
         };
-        let input = w
-            .store
-            .blobs()
-            .read(&doc.input_sha256)
-            .await
-            .map_err(transient)?;
-        let started = Instant::now();
+        // With the blob directory, reading the input, stamping and storing
+        // the output are one trip to the blocking pool; the database backend
+        // reads and writes around it.
+        let blobs = w.store.blobs().clone();
+        let dir = blobs.dir();
+        let fetched = match dir {
+            Some(_) => None,
+            None => Some(blobs.read(&doc.input_sha256).await.map_err(transient)?),
+        };
+        let input_sha256 = doc.input_sha256.clone();
         let hash_state = doc.input_hash_state.clone();
         let joined = tokio::task::spawn_blocking(move || {
+            let input = match (fetched, &dir) {
+                (Some(input), _) => input,
+                (None, Some(dir)) => dir.read(&input_sha256)?,
+                (None, None) => unreachable!("the input is fetched without a blob directory"),
+            };
+            let started = Instant::now();
             // A panic in the engine is this document's problem only.
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let stamped = stamper.stamp(&input)?;
                 let sha = output_sha256(&input, hash_state.as_deref(), &stamped);
                 let len = stamped.output_len(&input);
                 Ok::<_, peedy_stamp::StampError>((stamped, sha, len))
-            }))
+            }));
+            let elapsed = started.elapsed();
+            let stored = match (&dir, &ran) {
+                (Some(dir), Ok(Ok((stamped, _, _)))) => Some(dir.put(stamped_bytes(stamped))?),
+                _ => None,
+            };
+            Ok::<_, peedy_store::Error>((ran, elapsed, stored))
         })
         .await;
-        let elapsed = started.elapsed();
+        let (ran, elapsed, stored) = match joined {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(transient(e)),
+            Err(e) => return Err(JobError::retry(format!("the stamping task failed: {e}"))),
+        };
         let stamp_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
-        let (stamped, output_sha256, output_len) = match joined {
-            Ok(Ok(Ok(r))) => r,
-            Ok(Ok(Err(e))) => {
+        let (stamped, output_sha256, output_len) = match ran {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
                 tracing::warn!(code = e.code(), "stamping failed: {e}");
                 peedy_metrics::stamp_failed(peedy_metrics::Via::Job);
                 w.store
@@ -224,7 +251,7 @@ impl StampHandler {
                     .map_err(transient)?;
                 return Err(JobError::permanent(e.to_string()));
             }
-            Ok(Err(panic)) => {
+            Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
@@ -234,18 +261,21 @@ impl StampHandler {
                     "the stamping engine panicked: {what}"
                 )));
             }
-            Err(e) => return Err(JobError::retry(format!("the stamping task failed: {e}"))),
         };
         let report = stamped.report().clone();
+        let stored_sha256 = match stored {
+            Some(sha) => sha,
+            None => {
+                blobs
+                    .put_bytes(stamped_bytes(&stamped))
+                    .await
+                    .map_err(transient)?
+                    .0
+            }
+        };
         let (update_sha256, output_is_rewrite) = match &stamped {
-            Stamped::Appended { update, .. } => {
-                let (sha, _) = w.store.blobs().put_bytes(update).await.map_err(transient)?;
-                (Some(sha), false)
-            }
-            Stamped::Rewritten { bytes, .. } => {
-                w.store.blobs().put_bytes(bytes).await.map_err(transient)?;
-                (None, true)
-            }
+            Stamped::Appended { .. } => (Some(stored_sha256), false),
+            Stamped::Rewritten { .. } => (None, true),
         };
         let done = Done {
             pages: i64::from(report.pages),
@@ -309,6 +339,15 @@ impl Part for BlobPart {
             .await
             .map_err(blob_io_error)?;
         Ok(Box::pin(stream))
+    }
+
+    async fn read_small(&self, max: u64) -> std::io::Result<Option<bytes::Bytes>> {
+        let bytes = self
+            .blobs
+            .read_small(&self.sha256, max)
+            .await
+            .map_err(blob_io_error)?;
+        Ok(bytes.map(bytes::Bytes::from))
     }
 }
 
