@@ -34,6 +34,17 @@ impl std::error::Error for UsageError {}
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
+/// jemalloc instead of glibc's malloc. Measured on the service benchmark
+/// (BENCHMARKS.md, session 3): glibc with many arenas crept upwards under
+/// sustained load, and capped at two arenas (what `serve` used to set) its
+/// arena locks cost ~7 % of the server's CPU on large PDFs; with jemalloc
+/// the server spends 25 % less CPU per large document and 10 % less per
+/// small one, and `peedy stamp` got faster too. mimalloc was tried in
+/// session 1 and kept far more memory. `serve` tunes it for a long-running
+/// process (see `serve_cmd::tune_allocator`).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (name, result) = match cli.command {

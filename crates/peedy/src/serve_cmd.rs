@@ -26,7 +26,7 @@ fn secs(what: &str, v: f64) -> anyhow::Result<Duration> {
 
 /// Runs the service until SIGTERM/Ctrl-C.
 pub fn run(args: ServeArgs) -> anyhow::Result<Summary> {
-    limit_malloc_arenas();
+    tune_allocator();
     init_logging(&args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -43,19 +43,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Summary> {
     })
 }
 
-/// Keeps the server's memory flat under sustained load. glibc gives threads
-/// their own malloc arenas (up to 8 per core) and each keeps the memory freed
-/// in it; a server that reads whole PDFs on many blocking-pool threads crept
-/// from 127 to 227 MB resident over nine rounds of 166 uploads, and with two
-/// arenas it stays around 70 MB at the same speed (BENCHMARKS.md). Setting it
-/// from inside would take `mallopt` (unsafe, which the workspace forbids), so
-/// the process replaces itself once — same pid, same arguments — with
-/// `MALLOC_ARENA_MAX=2` in its environment. An operator's own setting wins.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Keeps the server's memory flat under sustained load: jemalloc (the
+/// global allocator, see `main.rs`) is told to hand freed memory back to the
+/// system after a second (`dirty_decay_ms`, default 10 s) on its own thread
+/// (`background_thread`), so what a burst of large PDFs took is returned
+/// between bursts — resident size after each soak round 40–60 MB
+/// (BENCHMARKS.md). jemalloc reads these options from `_RJEM_MALLOC_CONF` at
+/// start; setting them from inside would take unsafe code (which the
+/// workspace forbids), so the process replaces itself once — same pid, same
+/// arguments — with that variable set. An operator's own setting wins.
+fn tune_allocator() {
+    #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
-        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        const VAR: &str = "_RJEM_MALLOC_CONF";
+        if std::env::var_os(VAR).is_some() {
             return;
         }
         let Ok(exe) = std::env::current_exe() else {
@@ -63,10 +65,13 @@ fn limit_malloc_arenas() {
         };
         let err = std::process::Command::new(exe)
             .args(std::env::args_os().skip(1))
-            .env("MALLOC_ARENA_MAX", "2")
+            .env(
+                VAR,
+                "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
+            )
             .exec();
         // `exec` only returns when it failed: carry on as we are.
-        eprintln!("peedy: could not limit malloc arenas ({err}); continuing");
+        eprintln!("peedy: could not tune the allocator ({err}); continuing");
     }
 }
 

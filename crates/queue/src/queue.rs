@@ -223,7 +223,21 @@ struct Inner {
     node_id: String,
     config: QueueConfig,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Per queue: the last counted number of waiting jobs, when it was
+    /// counted, and how many jobs this process enqueued since (see
+    /// [`Queue::is_full`]).
+    backlog: Mutex<HashMap<String, Backlog>>,
 }
+
+#[derive(Clone, Copy, Debug)]
+struct Backlog {
+    counted_at: std::time::Instant,
+    queued: i64,
+    enqueued_since: i64,
+}
+
+/// How long a backlog count far below the limit is trusted.
+const BACKLOG_TRUSTED_FOR: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl fmt::Debug for Queue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -295,6 +309,7 @@ impl Queue {
                 node_id,
                 config,
                 wakers: Mutex::new(HashMap::new()),
+                backlog: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -375,6 +390,11 @@ impl Queue {
             id
         });
         tracing::debug!(job_id = id, queue, "job enqueued");
+        if let Ok(mut backlog) = self.inner.backlog.lock()
+            && let Some(b) = backlog.get_mut(queue)
+        {
+            b.enqueued_since += 1;
+        }
         Ok(JobId(id))
     }
 
@@ -606,6 +626,38 @@ impl Queue {
             }
         });
         Ok(depth)
+    }
+
+    /// Load shedding: `Some(n)` when `n >= limit` jobs of `queue` wait, so
+    /// the caller should refuse new work (503). Exact near the limit: it
+    /// counts in the database whenever the answer could be yes. Far below
+    /// it (under half), a count less than half a second old plus what this
+    /// process enqueued since stands in — counting waiting jobs on every
+    /// upload cost a scan of the backlog per request.
+    pub async fn is_full(&self, queue: &str, limit: i64) -> Result<Option<i64>> {
+        let estimate = self.inner.backlog.lock().ok().and_then(|b| {
+            b.get(queue)
+                .filter(|b| b.counted_at.elapsed() < BACKLOG_TRUSTED_FOR)
+                .map(|b| b.queued + b.enqueued_since)
+        });
+        if let Some(estimate) = estimate
+            && estimate < limit / 2
+        {
+            return Ok(None);
+        }
+        let counted_at = std::time::Instant::now();
+        let queued = self.depth(queue).await?.queued;
+        if let Ok(mut backlog) = self.inner.backlog.lock() {
+            backlog.insert(
+                queue.to_owned(),
+                Backlog {
+                    counted_at,
+                    queued,
+                    enqueued_since: 0,
+                },
+            );
+        }
+        Ok((queued >= limit).then_some(queued))
     }
 
     /// Deletes failed jobs that finished before `before_ms` (unix ms);

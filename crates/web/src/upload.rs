@@ -120,14 +120,14 @@ pub async fn create_documents(
 ) -> Result<Json<Created>, ApiError> {
     let wm = &state.watermarker;
     // Backpressure: refuse before reading the body when the queue is full.
-    let depth = wm.queue().depth(STAMP_QUEUE).await?;
-    if depth.queued >= state.config.max_queued {
+    if let Some(queued) = wm
+        .queue()
+        .is_full(STAMP_QUEUE, state.config.max_queued)
+        .await?
+    {
         return Err(ApiError::unavailable(
             "queue_full",
-            format!(
-                "{} documents are waiting to be stamped; try again shortly",
-                depth.queued
-            ),
+            format!("{queued} documents are waiting to be stamped; try again shortly"),
             5,
         ));
     }

@@ -505,3 +505,30 @@ async fn complete_in_is_part_of_the_callers_transaction() {
     tx.commit().await.unwrap();
     assert_eq!(queue.job_info(id).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn is_full_is_exact_near_the_limit() {
+    let (_dir, queue) = setup(QueueConfig::default()).await;
+    // Nothing waits: a limit of 0 still refuses (0 >= 0), as `--max-queued 0`.
+    assert_eq!(queue.is_full("q", 0).await.unwrap(), Some(0));
+    for _ in 0..3 {
+        enqueue(&queue, "q", "{}", 3, None).await;
+    }
+    assert_eq!(queue.is_full("q", 3).await.unwrap(), Some(3));
+    assert_eq!(queue.is_full("q", 4).await.unwrap(), None);
+    // Far below the limit, the last count plus what this process enqueued
+    // since stands in; once that estimate reaches half the limit, it counts
+    // again, so the answer is exact where it matters.
+    assert_eq!(queue.is_full("q", 100).await.unwrap(), None);
+    for _ in 0..60 {
+        enqueue(&queue, "q", "{}", 3, None).await;
+    }
+    assert_eq!(queue.is_full("q", 63).await.unwrap(), Some(63));
+    assert_eq!(queue.is_full("q", 100).await.unwrap(), None);
+    for _ in 0..37 {
+        enqueue(&queue, "q", "{}", 3, None).await;
+    }
+    assert_eq!(queue.is_full("q", 100).await.unwrap(), Some(100));
+    // Jobs of another queue do not count.
+    assert_eq!(queue.is_full("other", 1).await.unwrap(), None);
+}
