@@ -301,6 +301,9 @@ impl StampHandler {
     }
 }
 
+/// How long a callback attempt runs before `/status` shows "delivering".
+const SHOW_DELIVERING_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Delivers stamped documents to their `callback_url`.
 pub struct CallbackHandler(pub Arc<Watermarker>);
 
@@ -435,18 +438,25 @@ impl CallbackHandler {
         if state.state == "delivered" || state.state == "gone" {
             return Ok(());
         }
-        state.state = "delivering".into();
-        w.store.set_delivery(&id, &state).await.map_err(transient)?;
-        let outcome = w
-            .deliverer
-            .deliver(&Delivery {
-                url: &url,
-                webhook_id: &wid,
-                document_id: id.as_str(),
-                filename: &doc.filename,
-                parts: &parts,
-            })
-            .await;
+        let delivery = Delivery {
+            url: &url,
+            webhook_id: &wid,
+            document_id: id.as_str(),
+            filename: &doc.filename,
+            parts: &parts,
+        };
+        let attempt = w.deliverer.deliver(&delivery);
+        tokio::pin!(attempt);
+        // `/status` says "delivering" while an attempt takes a while; most
+        // end sooner, and the write would only be overwritten at once.
+        let outcome = tokio::select! {
+            outcome = &mut attempt => outcome,
+            () = tokio::time::sleep(SHOW_DELIVERING_AFTER) => {
+                state.state = "delivering".into();
+                w.store.set_delivery(&id, &state).await.map_err(transient)?;
+                attempt.await
+            }
+        };
         if !matches!(outcome, Outcome::BreakerOpen { .. }) {
             state.attempts += 1;
         }

@@ -111,8 +111,8 @@ pub struct Failure {
 /// A callback delivery's state.
 #[derive(Serialize, ToSchema)]
 pub struct Delivery {
-    /// `pending`, `delivering`, `delivered`, `failed`, `gone` or
-    /// `waiting_breaker`.
+    /// `pending`, `delivering` (an attempt running for more than 0.2 s),
+    /// `delivered`, `failed`, `gone` or `waiting_breaker`.
     state: String,
     /// Attempts so far (deferrals by the breaker do not count).
     attempts: i64,
