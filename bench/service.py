@@ -12,18 +12,26 @@ Measures, in one run on this machine:
      round of a soak (the same mixed set uploaded again and again), and its
      peak.
 
+The client and the callback receiver are the Rust load generator
+`peedy-loadgen` (bench/loadgen), a separate process that keeps its
+connections alive and runs on one thread, so the numbers measure the server
+rather than a Python client; it also reports the server's CPU time and
+context switches per document (from /proc) and its own CPU per document.
+
 Run from the repository root:   python3 bench/service.py
-Environment: PEEDY_BIN (default: builds target/release/peedy), LATENCY_N
-(default 300), COPIES (copies of the corpus for throughput, default 20),
-CLIENTS (concurrent upload clients, default 8), SOAK_ROUNDS (default 6),
-LARGE_COPIES (copies of
-the large manuals fetched by bench/engine.sh, default 8).
-Only the Python standard library is used. Results go to stdout and to
+Environment: PEEDY_BIN (default: builds target/release/peedy), PEEDY_LOADGEN
+(default: builds target/release/peedy-loadgen; both builds honour
+CARGO_TARGET_DIR), LATENCY_N (default 300), COPIES (copies of the corpus for
+throughput, default 20), CLIENTS (concurrent upload clients, default 8),
+SOAK_ROUNDS (default 6), LARGE_COPIES (copies of the large manuals fetched by
+bench/engine.sh, default 8).
+Python's standard library plus peedy-loadgen. Results go to stdout and to
 bench/out/service-results.md.
 """
 
 import http.client
 import http.server
+import json
 import os
 import re
 import shutil
@@ -35,7 +43,6 @@ import threading
 import time
 import urllib.parse
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "..", "shared", "corpus", "sample-files")
@@ -43,6 +50,10 @@ ONE_PAGE = os.path.join(CORPUS, "001-trivial_minimal-document.pdf")
 DOC = os.path.join(ROOT, "bench", "data", "texlive-latex-recommended-doc", "usr", "share", "doc", "texlive-doc", "latex")
 # Fetched by bench/engine.sh; the large-file run is skipped without them.
 LARGE = [os.path.join(DOC, "memoir", "memman.pdf"), os.path.join(DOC, "lwarp", "lwarp.pdf")]
+
+
+# The Python upload client and callback receiver that bench/service.py used
+# before peedy-loadgen; bench/cluster.py still drives its uploads with them.
 
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -147,17 +158,30 @@ def wait_for(receiver, ids, deadline):
             receiver.cv.wait(min(left, 1.0))
 
 
-def pct(values, p):
-    values = sorted(values)
-    k = max(0, min(len(values) - 1, int(round(p / 100 * (len(values) - 1)))))
-    return values[k]
+def build(package, binary, env):
+    """The binary named by the environment variable `env`, else a release
+    build of `package` (in $CARGO_TARGET_DIR, else target/)."""
+    path = os.environ.get(env)
+    if path:
+        return path
+    subprocess.run(["cargo", "build", "--release", "-p", package], cwd=ROOT, check=True)
+    return os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR", "target"), "release", binary)
+
+
+def loadgen(bin_, base, pid, clients, args, files):
+    """Runs peedy-loadgen (its human-readable report goes to stderr) and
+    returns its JSON report."""
+    cmd = [bin_, "--base", base, "--clients", str(clients), "--per-request", "3", "--server-pid", str(pid),
+           "--watermark", "Ricky Bobby", *args, *files]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"peedy-loadgen {args[0]} failed (exit {r.returncode})")
+    return json.loads(r.stdout)
 
 
 def main():
-    bin_ = os.environ.get("PEEDY_BIN")
-    if not bin_:
-        subprocess.run(["cargo", "build", "--release", "-p", "peedy"], cwd=ROOT, check=True)
-        bin_ = os.path.join(ROOT, "target", "release", "peedy")
+    bin_ = build("peedy", "peedy", "PEEDY_BIN")
+    loadgen_bin = build("peedy-loadgen", "peedy-loadgen", "PEEDY_LOADGEN")
     if not os.path.isdir(CORPUS):
         raise SystemExit(f"corpus missing at {CORPUS}")
     latency_n = int(os.environ.get("LATENCY_N", "300"))
@@ -165,12 +189,9 @@ def main():
     clients = int(os.environ.get("CLIENTS", "8"))
 
     corpus = sorted(
-        f for f in os.listdir(CORPUS) if f.endswith(".pdf") and not f.startswith("005-")
+        os.path.join(CORPUS, f) for f in os.listdir(CORPUS) if f.endswith(".pdf") and not f.startswith("005-")
     )
     work = tempfile.mkdtemp(prefix="peedy-bench-")
-    receiver = Receiver()
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    callback = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
 
     server = subprocess.Popen(
         [bin_, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, "data"), "--allow-private-callbacks"],
@@ -184,31 +205,22 @@ def main():
         if not m:
             raise SystemExit(f"server did not start: {line!r}")
         base = "http://" + m.group(1)
-        one = open(ONE_PAGE, "rb").read()
+
+        def run(args, files):
+            return loadgen(loadgen_bin, base, server.pid, clients, args, files)
 
         # 1. Latency, one at a time on an idle server (after a warm-up).
-        for _ in range(10):
-            wait_for(receiver, upload(base, [("w.pdf", one)], callback), time.time() + 30)
-        lat = []
-        for _ in range(latency_n):
-            t0 = time.perf_counter()
-            ids = upload(base, [("one.pdf", one)], callback)
-            wait_for(receiver, ids, time.time() + 30)
-            lat.append((receiver.arrivals[ids[0]] - t0) * 1000)
+        lat = run(["latency", "--n", str(latency_n), "--warmup", "10"], [ONE_PAGE])
         rss_after_latency = rss_kb(server.pid, "VmRSS")
 
         # 2. Throughput: the corpus COPIES times, CLIENTS concurrent uploaders,
         #    three files per request; then the large manuals, if fetched.
-        runs = []
-        small = [(f, open(os.path.join(CORPUS, f), "rb").read()) for f in corpus] * copies
-        runs.append((f"{len(small)} documents ({copies}x the {len(corpus)}-file corpus)", small,
-                     [os.path.join(CORPUS, f) for f in corpus] * copies))
+        runs = [(f"{len(corpus) * copies} documents ({copies}x the {len(corpus)}-file corpus)", corpus, copies)]
         large_paths = [p for p in LARGE if os.path.exists(p)]
+        large_copies = int(os.environ.get("LARGE_COPIES", "8"))
         if large_paths:
-            large_copies = int(os.environ.get("LARGE_COPIES", "8"))
-            large = [(os.path.basename(p), open(p, "rb").read()) for p in large_paths] * large_copies
-            runs.append((f"{len(large)} large manuals ({large_copies}x " + ", ".join(os.path.basename(p) for p in large_paths) + ")",
-                         large, large_paths * large_copies))
+            runs.append((f"{len(large_paths) * large_copies} large manuals ({large_copies}x "
+                         + ", ".join(os.path.basename(p) for p in large_paths) + ")", large_paths, large_copies))
         samples = []
         stop = threading.Event()
 
@@ -219,27 +231,17 @@ def main():
 
         threading.Thread(target=sample, daemon=True).start()
         results = []
-        for label, files, paths in runs:
-            batches = [files[i : i + 3] for i in range(0, len(files), 3)]
-            cpu0 = cpu_secs(server.pid)
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(clients) as pool:
-                all_ids = [i for ids in pool.map(lambda b: upload(base, b, callback), batches) for i in ids]
-            wait_for(receiver, all_ids, time.time() + 900)
-            t_service = max(receiver.arrivals[i] for i in all_ids) - t0
-            cpu = cpu_secs(server.pid) - cpu0
-            results.append((label, paths, len(all_ids), t_service, cpu))
+        for label, files, n_copies in runs:
+            r = run(["throughput", "--copies", str(n_copies)], files)
+            results.append((label, files * n_copies, r))
         stop.set()
 
         # 3. Soak: the same mixed set again and again; resident size after
         #    each round tells flat from creeping.
         soak = []
-        mixed = (runs[-1][1] if len(runs) > 1 else []) + small[: len(corpus) * 5]
+        mixed = large_paths * large_copies + corpus * 5
         for _ in range(int(os.environ.get("SOAK_ROUNDS", "6"))):
-            batches = [mixed[i : i + 3] for i in range(0, len(mixed), 3)]
-            with ThreadPoolExecutor(clients) as pool:
-                ids = [i for r in pool.map(lambda b: upload(base, b, callback), batches) for i in r]
-            wait_for(receiver, ids, time.time() + 900)
+            run(["throughput", "--copies", "1"], mixed)
             time.sleep(0.5)
             soak.append(rss_kb(server.pid, "VmRSS"))
         peak_kb = rss_kb(server.pid, "VmHWM")
@@ -252,7 +254,7 @@ def main():
 
     # The bare engine on the same files: one `peedy stamp` batch (all cores).
     engine = []
-    for label, paths, n, t_service, _ in results:
+    for label, paths, _ in results:
         src = os.path.join(work, "in")
         shutil.rmtree(src, ignore_errors=True)
         os.makedirs(src)
@@ -281,31 +283,41 @@ def main():
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} cores, {cpu}, Linux {os.uname().release}",
         f"- server: `peedy serve` on the embedded default (SQLite + blob dir), release build",
+        "- client and callback receiver: `peedy-loadgen` (bench/loadgen, Rust, one thread, keep-alive both ways), "
+        "a separate process on the same cores",
         "",
         f"## Upload-to-callback latency, 1-page PDF, idle server ({latency_n} sequential uploads)",
         "",
-        "| p50 ms | p90 ms | p99 ms | max ms |",
-        "|---:|---:|---:|---:|",
-        f"| {pct(lat, 50):.1f} | {pct(lat, 90):.1f} | {pct(lat, 99):.1f} | {max(lat):.1f} |",
+        "| p50 ms | p90 ms | p99 ms | max ms | server CPU ms per document | load generator CPU ms per document |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {lat['p50_ms']:.1f} | {lat['p90_ms']:.1f} | {lat['p99_ms']:.1f} | {lat['max_ms']:.1f} "
+        f"| {lat['server']['cpu_ms_per_doc']:.2f} | {lat['loadgen']['cpu_ms_per_doc']:.2f} |",
         "",
         f"## Sustained throughput: {clients} concurrent clients, 3 files per request, callbacks to a local receiver",
         "",
-        "| files | bare engine s (`peedy stamp` batch, all cores, median of 3) | service s (upload → queue → stamp → store → callback) | engine docs/s | service docs/s | service vs engine | server CPU ms per document |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| files | bare engine s (`peedy stamp` batch, all cores, median of 3) | service s (upload → queue → stamp → store → callback) "
+        "| engine docs/s | service docs/s | service vs engine | server CPU ms per document | server context switches per document "
+        "| load generator CPU ms per document |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[
-            f"| {label} | {te:.2f} | {ts:.2f} | {n / te:.0f} | {n / ts:.0f} | {100 * te / ts:.0f} % | {1000 * cpu / n:.2f} |"
-            for (label, _, n, ts, cpu), te in zip(results, engine)
+            f"| {label} | {te:.2f} | {r['seconds']:.2f} | {r['documents'] / te:.0f} | {r['docs_per_s']:.0f} "
+            f"| {100 * te / r['seconds']:.0f} % | {r['server']['cpu_ms_per_doc']:.2f} "
+            f"| {r['server']['ctx_switches_per_doc']:.0f} | {r['loadgen']['cpu_ms_per_doc']:.2f} |"
+            for (label, _, r), te in zip(results, engine)
         ],
         "",
-        "The client (uploads) and the callback receiver are Python processes on the same 2 cores; "
-        "the last column is the server's own CPU time per document.",
+        "The client (uploads) and the callback receiver are the Rust load generator `peedy-loadgen` (`bench/loadgen`: "
+        "one thread, keep-alive connections both ways), a separate process on the same cores as the server. "
+        "Server CPU is user + system time of all its threads (/proc/PID/stat); context switches are voluntary + "
+        "involuntary, summed over the server's threads alive at the end; the last column is the load generator's own CPU.",
         "",
         "## Server memory",
         "",
         f"- resident after the latency run: {rss_after_latency / 1024:.1f} MB",
         f"- resident during the throughput run (sampled every 0.2 s): first {samples[0] / 1024 if samples else 0:.1f} MB, "
         f"median {statistics.median(samples) / 1024 if samples else 0:.1f} MB, last {samples[-1] / 1024 if samples else 0:.1f} MB",
-        f"- soak, {len(soak)} rounds of {len(mixed)} documents (the large manuals and 5x the corpus): resident after each round "
+        f"- soak, {len(soak)} rounds of {len(mixed)} documents ({'the large manuals and ' if large_paths else ''}5x the corpus): "
+        "resident after each round "
         + ", ".join(f"{kb / 1024:.0f}" for kb in soak) + " MB",
         f"- peak resident (VmHWM): {peak_kb / 1024:.1f} MB",
     ]
