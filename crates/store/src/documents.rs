@@ -393,31 +393,41 @@ impl Store {
         Ok(spec)
     }
 
-    /// Inserts a new document with status `queued`, inside the caller's
-    /// transaction (commit it together with the document's job).
-    pub async fn insert_document(&self, tx: &mut Tx, doc: &NewDocument) -> Result<()> {
+    /// Records newly uploaded documents (status `queued`) inside `tx`, in
+    /// as few statements as possible: one multi-row `INSERT` per 100
+    /// documents (each statement is a round trip to the database).
+    pub async fn insert_documents(&self, tx: &mut Tx, docs: &[NewDocument]) -> Result<()> {
         let now = now_ms();
-        on_tx!(tx, conn => {
-            sqlx::query(
-                "INSERT INTO documents (id, filename, status, watermark_id, input_sha256,
-                     input_size, callback_url, request_id, created_at, expires_at,
-                     input_hash_state)
-                 VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(doc.id.as_str())
-            .bind(&doc.filename)
-            .bind(doc.watermark_id.0)
-            .bind(&doc.input_sha256)
-            .bind(doc.input_size)
-            .bind(doc.callback_url.as_deref())
-            .bind(doc.request_id.as_deref())
-            .bind(now)
-            .bind(doc.expires_at_ms)
-            .bind(doc.input_hash_state.as_deref())
-            .execute(conn)
-            .await?;
-        });
+        for chunk in docs.chunks(100) {
+            on_tx!(tx, conn => {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO documents (id, filename, status, watermark_id, input_sha256,
+                         input_size, callback_url, request_id, created_at, expires_at,
+                         input_hash_state) ",
+                );
+                insert.push_values(chunk, |mut row, doc| {
+                    row.push_bind(doc.id.as_str())
+                        .push_bind(&doc.filename)
+                        .push("'queued'")
+                        .push_bind(doc.watermark_id.0)
+                        .push_bind(&doc.input_sha256)
+                        .push_bind(doc.input_size)
+                        .push_bind(doc.callback_url.as_deref())
+                        .push_bind(doc.request_id.as_deref())
+                        .push_bind(now)
+                        .push_bind(doc.expires_at_ms)
+                        .push_bind(doc.input_hash_state.as_deref());
+                });
+                insert.build().execute(&mut *conn).await?;
+            });
+        }
         Ok(())
+    }
+
+    /// Records one newly uploaded document (see
+    /// [`insert_documents`](Self::insert_documents)).
+    pub async fn insert_document(&self, tx: &mut Tx, doc: &NewDocument) -> Result<()> {
+        self.insert_documents(tx, std::slice::from_ref(doc)).await
     }
 
     /// The document with its delivery state, if it exists.

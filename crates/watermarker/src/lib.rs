@@ -177,9 +177,17 @@ impl Watermarker {
         let expires_at_ms = now_ms()
             .saturating_add(i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX));
         let mut ids = Vec::with_capacity(uploads.len());
+        let mut docs = Vec::with_capacity(uploads.len());
+        let mut payloads = Vec::with_capacity(uploads.len());
         for upload in uploads {
             let id = DocumentId::random();
-            let doc = NewDocument {
+            payloads.push(
+                serde_json::to_string(&Payload {
+                    document_id: id.to_string(),
+                })
+                .unwrap_or_default(),
+            );
+            docs.push(NewDocument {
                 id: id.clone(),
                 filename: upload.filename.clone(),
                 watermark_id,
@@ -189,23 +197,20 @@ impl Watermarker {
                 callback_url: callback_url.map(str::to_owned),
                 request_id: request_id.map(str::to_owned),
                 expires_at_ms,
-            };
-            self.store.insert_document(&mut tx, &doc).await?;
-            let payload = serde_json::to_string(&Payload {
-                document_id: id.to_string(),
-            })
-            .unwrap_or_default();
-            self.queue
-                .enqueue(
-                    &mut tx,
-                    STAMP_QUEUE,
-                    &payload,
-                    self.config.stamp_max_attempts,
-                    None,
-                )
-                .await?;
+            });
             ids.push(id);
         }
+        // One statement for the documents and one for their jobs, whatever
+        // their number (each statement is a round trip to the database).
+        self.store.insert_documents(&mut tx, &docs).await?;
+        self.queue
+            .enqueue_many(
+                &mut tx,
+                STAMP_QUEUE,
+                &payloads,
+                self.config.stamp_max_attempts,
+            )
+            .await?;
         tx.commit().await?;
         if known.is_none()
             && let Ok(mut known) = self.watermark_ids.lock()

@@ -532,3 +532,29 @@ async fn is_full_is_exact_near_the_limit() {
     // Jobs of another queue do not count.
     assert_eq!(queue.is_full("other", 1).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn enqueue_many_adds_every_job_in_one_go() {
+    let (_dir, queue) = setup(QueueConfig::default()).await;
+    let payloads: Vec<String> = (0..250).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let mut tx = queue.store().begin().await.unwrap();
+    assert_eq!(
+        queue
+            .enqueue_many(&mut tx, "q", &payloads, 4)
+            .await
+            .unwrap(),
+        250
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(queue.depth("q").await.unwrap().queued, 250);
+    let mut seen = Vec::new();
+    while let Some(claimed) = queue.claim("q").await.unwrap() {
+        let job = run(Some(claimed));
+        assert_eq!(job.max_attempts, 4);
+        seen.push(job.payload.clone());
+    }
+    seen.sort();
+    let mut expected = payloads.clone();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
