@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use peedy_store::{DbRow, Store, Tx, now_ms, on_db, on_tx};
+use peedy_store::{Bind, DbRow, Store, Tx, now_ms, on_db, on_tx};
 use tokio::sync::Notify;
 
 use crate::Result;
@@ -341,8 +341,10 @@ impl Queue {
 
     /// Adds one job per payload to `queue` inside the caller's transaction,
     /// in one multi-row `INSERT` per 100 jobs (and, on PostgreSQL, one
-    /// `NOTIFY`), due now; returns how many. Like [`enqueue`](Self::enqueue),
-    /// call [`notify`](Self::notify) after the commit.
+    /// `NOTIFY`), due now; returns how many. The inserts are
+    /// [deferred](peedy_store::Tx::defer): on SQLite they run with the
+    /// commit. Like [`enqueue`](Self::enqueue), call [`notify`](Self::notify)
+    /// after the commit.
     pub async fn enqueue_many(
         &self,
         tx: &mut Tx,
@@ -353,36 +355,42 @@ impl Queue {
         let now = now_ms();
         let is_postgres = self.store().db().is_postgres();
         for chunk in payloads.chunks(100) {
-            let document_ids: Vec<Option<String>> =
-                chunk.iter().map(|p| document_id_of(p)).collect();
-            on_tx!(tx, conn => {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO jobs (queue, payload, document_id, state, attempts,
-                         max_attempts, run_at, created_at, updated_at) ",
-                );
-                insert.push_values(chunk.iter().zip(&document_ids), |mut row, (payload, doc)| {
-                    row.push_bind(queue)
-                        .push_bind(payload.as_str())
-                        .push_bind(doc.as_deref())
-                        .push("'queued'")
-                        .push("0")
-                        .push_bind(max_attempts.max(1))
-                        .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(now);
-                });
-                insert.build().execute(&mut *conn).await?;
-            });
+            let mut binds = Vec::with_capacity(chunk.len() * 5);
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|payload| {
+                    Bind::push_row(
+                        &mut binds,
+                        "($1, $2, $3, 'queued', 0, $4, $5, $5, $5)",
+                        [
+                            Bind::Text(queue.to_owned()),
+                            Bind::Text(payload.clone()),
+                            Bind::OptText(document_id_of(payload)),
+                            Bind::I32(max_attempts.max(1)),
+                            Bind::I64(now),
+                        ],
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO jobs (queue, payload, document_id, state, attempts,
+                     max_attempts, run_at, created_at, updated_at)
+                 VALUES {}",
+                rows.join(", ")
+            );
+            // Sent with the commit on SQLite (one round trip for the lot).
+            tx.defer(&sql, binds).await?;
         }
         if is_postgres && !payloads.is_empty() {
-            on_tx!(tx, conn => {
-                // Delivered to listeners when the transaction commits.
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(NOTIFY_CHANNEL)
-                    .bind(queue)
-                    .execute(&mut *conn)
-                    .await?;
-            });
+            // Delivered to listeners when the transaction commits.
+            tx.defer(
+                "SELECT pg_notify($1, $2)",
+                vec![
+                    Bind::Text(NOTIFY_CHANNEL.to_owned()),
+                    Bind::Text(queue.to_owned()),
+                ],
+            )
+            .await?;
         }
         if let Ok(mut backlog) = self.inner.backlog.lock()
             && let Some(b) = backlog.get_mut(queue)

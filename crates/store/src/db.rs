@@ -185,6 +185,10 @@ impl<'c> Executor<'c> for &'c SqliteDb {
 pub struct SqliteTx {
     slot: OwnedMutexGuard<SqliteSlot>,
     open: bool,
+    /// Statements [deferred](Tx::defer) to the commit, their placeholders
+    /// made positional (`?`) with the values in `deferred_binds`.
+    deferred_sql: String,
+    deferred_binds: Vec<Bind>,
 }
 
 impl SqliteTx {
@@ -200,9 +204,132 @@ impl SqliteTx {
     }
 
     async fn end(mut self, sql: &'static str) -> Result<()> {
-        self.conn().execute(sql).await?;
+        if sql == "COMMIT" && !self.deferred_sql.is_empty() {
+            // The deferred statements and the COMMIT: one round trip. If a
+            // statement fails, SQLite stops there and the transaction stays
+            // open; dropping `self` owes its ROLLBACK.
+            let mut batch = std::mem::take(&mut self.deferred_sql);
+            batch.push_str("COMMIT");
+            let mut args = sqlx::sqlite::SqliteArguments::default();
+            for bind in std::mem::take(&mut self.deferred_binds) {
+                bind.add_to(&mut args)?;
+            }
+            sqlx::query_with(&batch, args).execute(self.conn()).await?;
+        } else {
+            self.conn().execute(sql).await?;
+        }
         self.open = false;
         Ok(())
+    }
+
+    fn defer(&mut self, sql: &str, binds: Vec<Bind>) {
+        positional_placeholders(
+            sql,
+            &binds,
+            &mut self.deferred_sql,
+            &mut self.deferred_binds,
+        );
+        self.deferred_sql.push_str(";\n");
+    }
+}
+
+/// Appends `sql` to `out` with each `$N` placeholder written as a plain `?`
+/// and `binds[N - 1]` appended to `values` in the same order, so statements
+/// with their own `$1…` can share one argument list: sqlx binds plain `?`
+/// in order across the statements of one query. (Numbered `?N` would not
+/// do: sqlx counts the unused numbers below N as positional parameters and
+/// stops binding past the end of the list.) A `$` not followed by a valid
+/// number is kept as it is; our SQL has no `$` inside string literals.
+fn positional_placeholders(sql: &str, binds: &[Bind], out: &mut String, values: &mut Vec<Bind>) {
+    rewrite_placeholders(sql, out, |n, out| {
+        let bind = binds.get(n.checked_sub(1)?)?;
+        out.push('?');
+        values.push(bind.clone());
+        Some(())
+    });
+}
+
+/// Copies `sql` to `out`, letting `placeholder` write each `$N` (given N);
+/// where it declines (`None`), or no number follows, the `$` is kept as it
+/// is.
+fn rewrite_placeholders(
+    sql: &str,
+    out: &mut String,
+    mut placeholder: impl FnMut(usize, &mut String) -> Option<()>,
+) {
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - 1);
+        let written = rest[at + 1..at + 1 + digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| placeholder(n, out));
+        match written {
+            Some(()) => rest = &rest[at + 1 + digits..],
+            None => {
+                out.push('$');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+}
+
+/// A value for a [deferred](Tx::defer) statement's placeholder.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Bind {
+    /// A `BIGINT`.
+    I64(i64),
+    /// A nullable `BIGINT`.
+    OptI64(Option<i64>),
+    /// An `INTEGER` (4 bytes on PostgreSQL).
+    I32(i32),
+    /// A `TEXT`.
+    Text(String),
+    /// A nullable `TEXT`.
+    OptText(Option<String>),
+}
+
+impl Bind {
+    /// One row of a multi-row `VALUES` list: `row_sql` numbers its
+    /// placeholders from `$1` for `values`; they are renumbered to follow
+    /// the `binds` already gathered for the statement, and `values` are
+    /// appended to them.
+    pub fn push_row(
+        binds: &mut Vec<Bind>,
+        row_sql: &str,
+        values: impl IntoIterator<Item = Bind>,
+    ) -> String {
+        let offset = binds.len();
+        binds.extend(values);
+        let mut out = String::with_capacity(row_sql.len() + 16);
+        rewrite_placeholders(row_sql, &mut out, |n, out| {
+            out.push_str(&format!("${}", n + offset));
+            Some(())
+        });
+        out
+    }
+
+    fn add_to<'q, A>(self, args: &mut A) -> std::result::Result<(), sqlx::Error>
+    where
+        A: sqlx::Arguments<'q>,
+        i64: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+        Option<i64>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+        i32: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+        String: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+        Option<String>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    {
+        match self {
+            Bind::I64(v) => args.add(v),
+            Bind::OptI64(v) => args.add(v),
+            Bind::I32(v) => args.add(v),
+            Bind::Text(v) => args.add(v),
+            Bind::OptText(v) => args.add(v),
+        }
+        .map_err(sqlx::Error::Encode)
     }
 }
 
@@ -224,6 +351,28 @@ pub enum Tx {
 }
 
 impl Tx {
+    /// Runs a write whose result the caller does not need, as part of this
+    /// transaction: `sql` with `$1…` placeholders for `binds`. On SQLite it
+    /// is held back and sent with the `COMMIT`, together with every other
+    /// deferred statement, in one round trip to the connection's thread
+    /// (each round trip costs far more than the statement); PostgreSQL runs
+    /// it at once. So on SQLite it runs after the statements the
+    /// transaction runs directly, and its error, if any, comes from
+    /// [`commit`](Self::commit).
+    pub async fn defer(&mut self, sql: &str, binds: Vec<Bind>) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.defer(sql, binds),
+            Tx::Postgres(tx) => {
+                let mut args = sqlx::postgres::PgArguments::default();
+                for bind in binds {
+                    bind.add_to(&mut args)?;
+                }
+                sqlx::query_with(sql, args).execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Commits the transaction.
     pub async fn commit(self) -> Result<()> {
         match self {
@@ -390,7 +539,12 @@ impl Db {
             Db::Sqlite(db) => {
                 let mut slot = Arc::clone(&db.0).lock_owned().await;
                 slot.ready().await?.execute("BEGIN IMMEDIATE").await?;
-                Tx::Sqlite(SqliteTx { slot, open: true })
+                Tx::Sqlite(SqliteTx {
+                    slot,
+                    open: true,
+                    deferred_sql: String::new(),
+                    deferred_binds: Vec::new(),
+                })
             }
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
@@ -429,7 +583,44 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{Bind, positional_placeholders, redact};
+
+    #[test]
+    fn rows_number_their_placeholders_after_the_binds_so_far() {
+        let mut binds = vec![Bind::I64(0)];
+        let row = Bind::push_row(
+            &mut binds,
+            "($1, 'x', $2, $2)",
+            [Bind::I64(1), Bind::I64(2)],
+        );
+        assert_eq!(row, "($2, 'x', $3, $3)");
+        assert_eq!(binds, [Bind::I64(0), Bind::I64(1), Bind::I64(2)]);
+    }
+
+    #[test]
+    fn placeholders_become_positional_with_their_values_in_order() {
+        let mut out = String::new();
+        let mut values = vec![Bind::I64(0)];
+        positional_placeholders(
+            "UPDATE t SET a = $2, b = $1, c = $2 WHERE x = $ AND y = $9",
+            &[Bind::I64(1), Bind::Text("two".into())],
+            &mut out,
+            &mut values,
+        );
+        assert_eq!(
+            out,
+            "UPDATE t SET a = ?, b = ?, c = ? WHERE x = $ AND y = $9"
+        );
+        assert_eq!(
+            values,
+            [
+                Bind::I64(0),
+                Bind::Text("two".into()),
+                Bind::I64(1),
+                Bind::Text("two".into()),
+            ]
+        );
+    }
 
     #[test]
     fn redact_hides_credentials() {

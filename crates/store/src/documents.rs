@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::blob::to_hex;
 use crate::{
-    BlobBackend, DbRow, DocumentId, Error, Result, Store, Tx, WatermarkId, now_ms, on_db, on_tx,
+    Bind, BlobBackend, DbRow, DocumentId, Error, Result, Store, Tx, WatermarkId, now_ms, on_db,
+    on_tx,
 };
 
 /// Where a document is in its life.
@@ -399,27 +400,36 @@ impl Store {
     pub async fn insert_documents(&self, tx: &mut Tx, docs: &[NewDocument]) -> Result<()> {
         let now = now_ms();
         for chunk in docs.chunks(100) {
-            on_tx!(tx, conn => {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO documents (id, filename, status, watermark_id, input_sha256,
-                         input_size, callback_url, request_id, created_at, expires_at,
-                         input_hash_state) ",
-                );
-                insert.push_values(chunk, |mut row, doc| {
-                    row.push_bind(doc.id.as_str())
-                        .push_bind(&doc.filename)
-                        .push("'queued'")
-                        .push_bind(doc.watermark_id.0)
-                        .push_bind(&doc.input_sha256)
-                        .push_bind(doc.input_size)
-                        .push_bind(doc.callback_url.as_deref())
-                        .push_bind(doc.request_id.as_deref())
-                        .push_bind(now)
-                        .push_bind(doc.expires_at_ms)
-                        .push_bind(doc.input_hash_state.as_deref());
-                });
-                insert.build().execute(&mut *conn).await?;
-            });
+            let mut binds = Vec::with_capacity(chunk.len() * 10);
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|doc| {
+                    Bind::push_row(
+                        &mut binds,
+                        "($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10)",
+                        [
+                            Bind::Text(doc.id.as_str().to_owned()),
+                            Bind::Text(doc.filename.clone()),
+                            Bind::I64(doc.watermark_id.0),
+                            Bind::Text(doc.input_sha256.clone()),
+                            Bind::I64(doc.input_size),
+                            Bind::OptText(doc.callback_url.clone()),
+                            Bind::OptText(doc.request_id.clone()),
+                            Bind::I64(now),
+                            Bind::I64(doc.expires_at_ms),
+                            Bind::OptText(doc.input_hash_state.clone()),
+                        ],
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO documents (id, filename, status, watermark_id, input_sha256,
+                     input_size, callback_url, request_id, created_at, expires_at,
+                     input_hash_state)
+                 VALUES {}",
+                rows.join(", ")
+            );
+            tx.defer(&sql, binds).await?;
         }
         Ok(())
     }
@@ -473,27 +483,25 @@ impl Store {
     /// stamping job commits it with the callback's job and its own
     /// completion).
     pub async fn mark_done_in(&self, tx: &mut Tx, id: &DocumentId, done: &Done) -> Result<()> {
-        on_tx!(tx, conn => {
-            sqlx::query(
-                "UPDATE documents SET status = 'done', pages = $1, stamped_pages = $2,
-                     update_sha256 = $3, output_sha256 = $4, output_size = $5,
-                     output_is_rewrite = $6, stamp_ms = $7, finished_at = $8,
-                     error_code = NULL, error_detail = NULL
-                 WHERE id = $9",
-            )
-            .bind(done.pages)
-            .bind(done.stamped_pages)
-            .bind(done.update_sha256.as_deref())
-            .bind(&done.output_sha256)
-            .bind(done.output_size)
-            .bind(i32::from(done.output_is_rewrite))
-            .bind(done.stamp_ms)
-            .bind(now_ms())
-            .bind(id.as_str())
-            .execute(conn)
-            .await?;
-        });
-        Ok(())
+        tx.defer(
+            "UPDATE documents SET status = 'done', pages = $1, stamped_pages = $2,
+                 update_sha256 = $3, output_sha256 = $4, output_size = $5,
+                 output_is_rewrite = $6, stamp_ms = $7, finished_at = $8,
+                 error_code = NULL, error_detail = NULL
+             WHERE id = $9",
+            vec![
+                Bind::I64(done.pages),
+                Bind::I64(done.stamped_pages),
+                Bind::OptText(done.update_sha256.clone()),
+                Bind::Text(done.output_sha256.clone()),
+                Bind::I64(done.output_size),
+                Bind::I32(i32::from(done.output_is_rewrite)),
+                Bind::I64(done.stamp_ms),
+                Bind::I64(now_ms()),
+                Bind::Text(id.as_str().to_owned()),
+            ],
+        )
+        .await
     }
 
     /// Records a final failure: status `failed` with a code and a reason,
@@ -533,10 +541,21 @@ impl Store {
         id: &DocumentId,
         d: &DeliveryState,
     ) -> Result<()> {
-        on_tx!(tx, conn => {
-            upsert_delivery!(id, d).execute(conn).await?;
-        });
-        Ok(())
+        tx.defer(
+            UPSERT_DELIVERY,
+            vec![
+                Bind::Text(id.as_str().to_owned()),
+                Bind::Text(d.state.clone()),
+                Bind::I64(d.attempts),
+                Bind::Text(d.webhook_id.clone()),
+                Bind::OptI64(d.last_status),
+                Bind::OptText(d.last_error.clone()),
+                Bind::OptI64(d.next_attempt_at_ms),
+                Bind::OptI64(d.delivered_at_ms),
+                Bind::I64(now_ms()),
+            ],
+        )
+        .await
     }
 
     /// Deletes a document, its delivery state and its jobs; then deletes its

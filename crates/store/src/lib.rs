@@ -45,7 +45,7 @@ mod ids;
 mod sha;
 
 pub use blob::{BLOB_DIR, BlobBackend, BlobStore, BlobStream, DirBlobs, StoredBlob, to_hex};
-pub use db::{Db, DbRow, SqliteDb, SqliteTx, Tx};
+pub use db::{Bind, Db, DbRow, SqliteDb, SqliteTx, Tx};
 pub use documents::{DeliveryState, DocStatus, Document, Done, NewDocument};
 pub use error::{Error, Result};
 pub use ids::{DocumentId, WatermarkId};

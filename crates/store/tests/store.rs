@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::TryStreamExt as _;
 use peedy_store::{
-    BlobBackend, DeliveryState, DocStatus, DocumentId, Done, Error, NewDocument, ResumableSha256,
-    Store, WatermarkId, now_ms, on_db, to_hex,
+    BlobBackend, DbRow, DeliveryState, DocStatus, DocumentId, Done, Error, NewDocument,
+    ResumableSha256, Store, WatermarkId, now_ms, on_db, to_hex,
 };
 use peedy_testkit::PgServer;
 use sha2::{Digest as _, Sha256};
@@ -977,4 +977,61 @@ fn status_strings() {
         "paused".parse::<DocStatus>(),
         Err(Error::InvalidStatus(_))
     ));
+}
+
+#[tokio::test]
+async fn deferred_statements_commit_together_or_not_at_all() {
+    let (_dir, store) = open().await;
+    let count = |store: Store| async move {
+        on_db!(store.db(), pool => {
+            sqlx::query("SELECT COUNT(*) AS n FROM watermarks WHERE spec_json LIKE 'deferred-%'")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+                .i64("n")
+                .unwrap()
+        })
+    };
+    // `$1` twice: each use gets its value.
+    let insert = "INSERT INTO watermarks (spec_sha256, spec_json, created_at) VALUES ($1, $1, $2)";
+    let spec = |s: &str| peedy_store::Bind::Text(format!("deferred-{s}"));
+    let now = peedy_store::Bind::I64(now_ms());
+
+    // Committed: both rows.
+    let mut tx = store.begin().await.unwrap();
+    tx.defer(insert, vec![spec("a"), now.clone()])
+        .await
+        .unwrap();
+    tx.defer(insert, vec![spec("b"), now.clone()])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count(store.clone()).await, 2);
+
+    // Rolled back: neither.
+    let mut tx = store.begin().await.unwrap();
+    tx.defer(insert, vec![spec("c"), now.clone()])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(count(store.clone()).await, 2);
+
+    // One fails (the spec is unique): the commit fails, nothing of the
+    // transaction stays, and the database is usable at once.
+    let mut tx = store.begin().await.unwrap();
+    tx.defer(insert, vec![spec("d"), now.clone()])
+        .await
+        .unwrap();
+    let deferred = tx.defer(insert, vec![spec("a"), now.clone()]).await;
+    let failed = match deferred {
+        // PostgreSQL runs a deferred statement at once.
+        Err(_) => true,
+        Ok(()) => tx.commit().await.is_err(),
+    };
+    assert!(failed, "a duplicate spec must fail the transaction");
+    assert_eq!(count(store.clone()).await, 2);
+    let mut tx = store.begin().await.unwrap();
+    tx.defer(insert, vec![spec("e"), now]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count(store.clone()).await, 3);
 }

@@ -71,13 +71,13 @@ impl Watermarker {
             document_id: doc.id.to_string(),
         })
         .unwrap_or_default();
+        // Deferred: on SQLite it goes with the commit, in one round trip.
         self.queue
-            .enqueue(
+            .enqueue_many(
                 tx,
                 CALLBACK_QUEUE,
-                &payload,
+                &[payload],
                 self.config.callback_max_attempts,
-                None,
             )
             .await?;
         let pending = DeliveryState {
