@@ -452,11 +452,9 @@ impl BlobStore {
             return Ok(None);
         };
         let path = blob_path(root, sha256);
-        let sha = sha256.to_owned();
-        blocking(move || {
+        let read = blocking(move || {
             use std::io::Read as _;
-            let mut file =
-                std::fs::File::open(&path).map_err(|e| io_error(not_found_as(e, &sha)))?;
+            let mut file = std::fs::File::open(&path)?;
             let len = file.metadata()?.len();
             if len > max {
                 return Ok(None);
@@ -465,7 +463,11 @@ impl BlobStore {
             file.read_to_end(&mut bytes)?;
             Ok(Some(bytes))
         })
-        .await
+        .await;
+        match read {
+            Err(Error::Io(e)) => Err(not_found_as(e, sha256)),
+            other => other,
+        }
     }
 
     /// Reads the whole blob into memory (one allocation of its size).

@@ -74,8 +74,11 @@ impl SqliteSlot {
     async fn ready(&mut self) -> std::result::Result<&mut SqliteConnection, sqlx::Error> {
         let conn = self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
         if self.owes_rollback {
-            conn.execute("ROLLBACK").await?;
             self.owes_rollback = false;
+            // It fails only when no transaction is open any more (its COMMIT
+            // went through after all, or SQLite already rolled back after an
+            // error): nothing is owed then, and the connection is usable.
+            let _ = conn.execute("ROLLBACK").await;
         }
         Ok(conn)
     }

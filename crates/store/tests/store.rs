@@ -1035,3 +1035,37 @@ async fn deferred_statements_commit_together_or_not_at_all() {
     tx.commit().await.unwrap();
     assert_eq!(count(store.clone()).await, 3);
 }
+
+#[tokio::test]
+async fn small_blobs_are_read_whole_and_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(None, dir.path()).await.unwrap();
+    let blobs = store.blobs();
+    let (sha, size) = blobs.put_bytes(b"%PDF-small").await.unwrap();
+    assert_eq!(size, 10);
+    assert_eq!(
+        blobs.read_small(&sha, 10).await.unwrap().as_deref(),
+        Some(&b"%PDF-small"[..])
+    );
+    assert_eq!(blobs.read_small(&sha, 9).await.unwrap(), None);
+    let missing = to_hex(&Sha256::digest(b"never stored"));
+    assert!(matches!(
+        blobs.read_small(&missing, 100).await,
+        Err(Error::BlobNotFound(_))
+    ));
+    // The blocking handle stores the same bytes under the same name, once,
+    // and leaves no temporary file behind (neither does a second put).
+    let handle = blobs
+        .dir()
+        .expect("the default store keeps blobs in a directory");
+    assert_eq!(handle.put(b"%PDF-small").unwrap(), sha);
+    assert_eq!(handle.read(&sha).unwrap(), b"%PDF-small");
+    let other = handle.put(b"%PDF-other").unwrap();
+    assert_eq!(blobs.read(&other).await.unwrap(), b"%PDF-other");
+    let tmp = dir.path().join("blobs").join("tmp");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temporary files left in {tmp:?}"
+    );
+}
