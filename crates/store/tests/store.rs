@@ -1069,3 +1069,49 @@ async fn small_blobs_are_read_whole_and_stored_once() {
         "temporary files left in {tmp:?}"
     );
 }
+
+#[tokio::test]
+async fn a_dropped_transaction_leaves_nothing_and_the_database_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(None, dir.path()).await.unwrap();
+    {
+        let mut tx = store.begin().await.unwrap();
+        store
+            .upsert_watermark(&mut tx, r#"{"text":"dropped"}"#)
+            .await
+            .unwrap();
+        tx.defer(
+            "INSERT INTO watermarks (spec_sha256, spec_json, created_at) VALUES ($1, $1, 0)",
+            vec![peedy_store::Bind::Text("dropped-too".into())],
+        )
+        .await
+        .unwrap();
+        // Dropped here without commit or rollback (a cancelled request).
+    }
+    // Many tasks at once, each its own transaction, on the one connection.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                store
+                    .upsert_watermark(&mut tx, &format!(r#"{{"text":"t{i}"}}"#))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let n = on_db!(store.db(), pool => {
+        sqlx::query("SELECT COUNT(*) AS n FROM watermarks")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .i64("n")
+            .unwrap()
+    });
+    assert_eq!(n, 20, "the dropped transaction's rows must not be there");
+}
