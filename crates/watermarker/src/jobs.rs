@@ -13,8 +13,8 @@ use peedy_callbacks::{Delivery, Outcome, Part, PartStream};
 use peedy_queue::{Handler, Job, JobError};
 use peedy_stamp::Stamped;
 use peedy_store::{
-    BlobStore, DeliveryState, DocStatus, Document, DocumentId, Done, ResumableSha256, Tx, now_ms,
-    to_hex,
+    BlobStore, DeliveryState, DirBlobs, DocStatus, Document, DocumentId, Done, ResumableSha256, Tx,
+    now_ms, to_hex,
 };
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
@@ -123,6 +123,13 @@ impl Watermarker {
     }
 }
 
+/// Where the stamping job gets its input: already fetched (blobs in the
+/// database), or from the blob directory on the blocking thread.
+enum Input {
+    Fetched(Vec<u8>),
+    InDir(DirBlobs),
+}
+
 /// What the stamping job stores: the appended update, or the rewritten file.
 fn stamped_bytes(stamped: &Stamped) -> &[u8] {
     match stamped {
@@ -205,18 +212,18 @@ impl StampHandler {
         // the output are one trip to the blocking pool; the database backend
         // reads and writes around it.
         let blobs = w.store.blobs().clone();
-        let dir = blobs.dir();
-        let fetched = match dir {
-            Some(_) => None,
-            None => Some(blobs.read(&doc.input_sha256).await.map_err(transient)?),
+        let source = match blobs.dir() {
+            Some(dir) => Input::InDir(dir),
+            None => Input::Fetched(blobs.read(&doc.input_sha256).await.map_err(transient)?),
         };
         let input_sha256 = doc.input_sha256.clone();
         let hash_state = doc.input_hash_state.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let input = match (fetched, &dir) {
-                (Some(input), _) => input,
-                (None, Some(dir)) => dir.read(&input_sha256)?,
-                (None, None) => unreachable!("the input is fetched without a blob directory"),
+            // The input as fetched, or read here from the directory that
+            // will take the output too.
+            let (input, dir) = match source {
+                Input::Fetched(input) => (input, None),
+                Input::InDir(dir) => (dir.read(&input_sha256)?, Some(dir)),
             };
             let started = Instant::now();
             // A panic in the engine is this document's problem only.
