@@ -153,6 +153,19 @@ pub async fn create_documents(
         &mut skipped,
     )
     .await;
+    if let Err(e) = &result
+        && e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+    {
+        // Refused before the client finished sending: read (and drop) the
+        // rest for a moment, so the client gets the 413 instead of a broken
+        // pipe when the connection closes under a body it is still writing.
+        let rest = async {
+            while let Ok(Some(mut field)) = multipart.next_field().await {
+                drain(&mut field).await;
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_REFUSED_FOR, rest).await;
+    }
     // Blobs stored by a request that is then refused are left to the
     // orphan sweep: deleting them here could race with another upload of
     // the same bytes.
@@ -279,6 +292,10 @@ fn missing_watermark() -> ApiError {
         "Watermark is missing: give the text as the `watermark` query parameter or form field",
     )
 }
+
+/// How long the rest of a refused (too large) upload is read and dropped
+/// before the connection is given up.
+const DRAIN_REFUSED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn drain(field: &mut Field<'_>) {
     while let Ok(Some(_)) = field.chunk().await {}
