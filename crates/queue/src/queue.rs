@@ -392,11 +392,7 @@ impl Queue {
             )
             .await?;
         }
-        if let Ok(mut backlog) = self.inner.backlog.lock()
-            && let Some(b) = backlog.get_mut(queue)
-        {
-            b.enqueued_since += i64::try_from(payloads.len()).unwrap_or(i64::MAX);
-        }
+        self.count_enqueued(queue, payloads.len());
         tracing::debug!(queue, jobs = payloads.len(), "jobs enqueued");
         Ok(payloads.len())
     }
@@ -452,11 +448,7 @@ impl Queue {
             id
         });
         tracing::debug!(job_id = id, queue, "job enqueued");
-        if let Ok(mut backlog) = self.inner.backlog.lock()
-            && let Some(b) = backlog.get_mut(queue)
-        {
-            b.enqueued_since += 1;
-        }
+        self.count_enqueued(queue, 1);
         Ok(JobId(id))
     }
 
@@ -688,6 +680,16 @@ impl Queue {
             }
         });
         Ok(depth)
+    }
+
+    /// Adds `n` to what this process enqueued on `queue` since its last
+    /// backlog count (see [`is_full`](Self::is_full)).
+    fn count_enqueued(&self, queue: &str, n: usize) {
+        if let Ok(mut backlog) = self.inner.backlog.lock()
+            && let Some(b) = backlog.get_mut(queue)
+        {
+            b.enqueued_since += i64::try_from(n).unwrap_or(i64::MAX);
+        }
     }
 
     /// Load shedding: `Some(n)` when `n >= limit` jobs of `queue` wait, so

@@ -206,20 +206,21 @@ impl SqliteTx {
             .expect("a SQLite transaction holds an open connection")
     }
 
-    async fn end(mut self, sql: &'static str) -> Result<()> {
-        if sql == "COMMIT" && !self.deferred_sql.is_empty() {
+    /// `COMMIT` (with the deferred statements) or `ROLLBACK` (dropping them).
+    async fn end(mut self, commit: bool) -> Result<()> {
+        if commit && !self.deferred_sql.is_empty() {
             // The deferred statements and the COMMIT: one round trip. If a
             // statement fails, SQLite stops there and the transaction stays
             // open; dropping `self` owes its ROLLBACK.
             let mut batch = std::mem::take(&mut self.deferred_sql);
             batch.push_str("COMMIT");
-            let mut args = sqlx::sqlite::SqliteArguments::default();
-            for bind in std::mem::take(&mut self.deferred_binds) {
-                bind.add_to(&mut args)?;
-            }
+            let args: sqlx::sqlite::SqliteArguments =
+                Bind::arguments(std::mem::take(&mut self.deferred_binds))?;
             sqlx::query_with(&batch, args).execute(self.conn()).await?;
         } else {
-            self.conn().execute(sql).await?;
+            self.conn()
+                .execute(if commit { "COMMIT" } else { "ROLLBACK" })
+                .await?;
         }
         self.open = false;
         Ok(())
@@ -281,7 +282,8 @@ fn rewrite_placeholders(
     out.push_str(rest);
 }
 
-/// A value for a [deferred](Tx::defer) statement's placeholder.
+/// A value for a placeholder of a statement built at run time
+/// ([`Tx::defer`], [`Db::execute`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Bind {
     /// A `BIGINT`.
@@ -314,6 +316,23 @@ impl Bind {
             Some(())
         });
         out
+    }
+
+    /// The argument list of a query with these values, in order.
+    fn arguments<'q, A>(binds: Vec<Bind>) -> std::result::Result<A, sqlx::Error>
+    where
+        A: sqlx::Arguments<'q> + Default,
+        i64: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+        Option<i64>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+        i32: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+        String: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+        Option<String>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    {
+        let mut args = A::default();
+        for bind in binds {
+            bind.add_to(&mut args)?;
+        }
+        Ok(args)
     }
 
     fn add_to<'q, A>(self, args: &mut A) -> std::result::Result<(), sqlx::Error>
@@ -366,10 +385,7 @@ impl Tx {
         match self {
             Tx::Sqlite(tx) => tx.defer(sql, binds),
             Tx::Postgres(tx) => {
-                let mut args = sqlx::postgres::PgArguments::default();
-                for bind in binds {
-                    bind.add_to(&mut args)?;
-                }
+                let args: sqlx::postgres::PgArguments = Bind::arguments(binds)?;
                 sqlx::query_with(sql, args).execute(&mut **tx).await?;
             }
         }
@@ -379,7 +395,7 @@ impl Tx {
     /// Commits the transaction.
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(tx) => tx.end("COMMIT").await?,
+            Tx::Sqlite(tx) => tx.end(true).await?,
             Tx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
@@ -388,7 +404,7 @@ impl Tx {
     /// Rolls the transaction back (dropping it does the same, later).
     pub async fn rollback(self) -> Result<()> {
         match self {
-            Tx::Sqlite(tx) => tx.end("ROLLBACK").await?,
+            Tx::Sqlite(tx) => tx.end(false).await?,
             Tx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
@@ -551,6 +567,28 @@ impl Db {
             }
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// Runs one statement outside any transaction: `sql` with `$1…`
+    /// placeholders for `binds` (see [`Bind`]); returns the rows it changed.
+    pub async fn execute(&self, sql: &str, binds: Vec<Bind>) -> Result<u64> {
+        let changed = match self {
+            Db::Sqlite(db) => {
+                let args: sqlx::sqlite::SqliteArguments = Bind::arguments(binds)?;
+                sqlx::query_with(sql, args)
+                    .execute(db)
+                    .await?
+                    .rows_affected()
+            }
+            Db::Postgres(pool) => {
+                let args: sqlx::postgres::PgArguments = Bind::arguments(binds)?;
+                sqlx::query_with(sql, args)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(changed)
     }
 
     /// True for PostgreSQL (for the few statements that differ, such as

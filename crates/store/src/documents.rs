@@ -200,21 +200,19 @@ const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (document_id, state, attem
          next_attempt_at = excluded.next_attempt_at,
          delivered_at = excluded.delivered_at, updated_at = excluded.updated_at";
 
-/// The [`UPSERT_DELIVERY`] query for document `$id` and state `$d`, bound
-/// (a macro: the same bindings on SQLite and PostgreSQL).
-macro_rules! upsert_delivery {
-    ($id:expr, $d:expr) => {
-        sqlx::query(UPSERT_DELIVERY)
-            .bind($id.as_str())
-            .bind(&$d.state)
-            .bind($d.attempts)
-            .bind(&$d.webhook_id)
-            .bind($d.last_status)
-            .bind($d.last_error.as_deref())
-            .bind($d.next_attempt_at_ms)
-            .bind($d.delivered_at_ms)
-            .bind(now_ms())
-    };
+/// The values of [`UPSERT_DELIVERY`] for document `id` and state `d`.
+fn delivery_binds(id: &DocumentId, d: &DeliveryState) -> Vec<Bind> {
+    vec![
+        Bind::Text(id.as_str().to_owned()),
+        Bind::Text(d.state.clone()),
+        Bind::I64(d.attempts),
+        Bind::Text(d.webhook_id.clone()),
+        Bind::OptI64(d.last_status),
+        Bind::OptText(d.last_error.clone()),
+        Bind::OptI64(d.next_attempt_at_ms),
+        Bind::OptI64(d.delivered_at_ms),
+        Bind::I64(now_ms()),
+    ]
 }
 
 /// The document columns [`decode_document`] reads, as `$prefix.column`.
@@ -526,9 +524,9 @@ impl Store {
     /// Sets the callback delivery state shown in `/status` (insert or
     /// replace). Does nothing if the document is gone.
     pub async fn set_delivery(&self, id: &DocumentId, d: &DeliveryState) -> Result<()> {
-        on_db!(self.db(), pool => {
-            upsert_delivery!(id, d).execute(pool).await?;
-        });
+        self.db()
+            .execute(UPSERT_DELIVERY, delivery_binds(id, d))
+            .await?;
         Ok(())
     }
 
@@ -541,21 +539,7 @@ impl Store {
         id: &DocumentId,
         d: &DeliveryState,
     ) -> Result<()> {
-        tx.defer(
-            UPSERT_DELIVERY,
-            vec![
-                Bind::Text(id.as_str().to_owned()),
-                Bind::Text(d.state.clone()),
-                Bind::I64(d.attempts),
-                Bind::Text(d.webhook_id.clone()),
-                Bind::OptI64(d.last_status),
-                Bind::OptText(d.last_error.clone()),
-                Bind::OptI64(d.next_attempt_at_ms),
-                Bind::OptI64(d.delivered_at_ms),
-                Bind::I64(now_ms()),
-            ],
-        )
-        .await
+        tx.defer(UPSERT_DELIVERY, delivery_binds(id, d)).await
     }
 
     /// Deletes a document, its delivery state and its jobs; then deletes its
