@@ -10,7 +10,13 @@ Measures, in one run on this machine:
      files in one batch process (the bare engine on every core);
   3. the server's memory: resident set sampled during the run, after each
      round of a soak (the same mixed set uploaded again and again), and its
-     peak.
+     peak;
+  4. a lower bound for any service: the same throughput runs against
+     `peedy-loadgen null-server`, the cheapest server keeping Peedy's
+     upload/callback contract on Peedy's stack (axum + multer in, reqwest
+     out, no disk, no database, no stamping). A service must do at least the
+     null server's work plus the engine's on the same cores, so it cannot
+     exceed 1/(1/null + 1/engine) documents per second.
 
 The client and the callback receiver are the Rust load generator
 `peedy-loadgen` (bench/loadgen), a separate process that keeps its
@@ -24,7 +30,9 @@ Environment: PEEDY_BIN (default: builds target/release/peedy), PEEDY_LOADGEN
 CARGO_TARGET_DIR), LATENCY_N (default 300), COPIES (copies of the corpus for
 throughput, default 20), CLIENTS (concurrent upload clients, default 8),
 SOAK_ROUNDS (default 6), LARGE_COPIES (copies of the large manuals fetched by
-bench/engine.sh, default 8).
+bench/engine.sh, default 8), NULL_SERVER (0 skips step 4; default 1),
+NULL_RUNS (runs of each load against the null server after one warm-up run,
+median kept, default 3).
 Python's standard library plus peedy-loadgen. Results go to stdout and to
 bench/out/service-results.md.
 """
@@ -180,6 +188,45 @@ def loadgen(bin_, base, pid, clients, args, files):
     return json.loads(r.stdout)
 
 
+def null_server_runs(loadgen_bin, clients, runs, work):
+    """Step 4: each of `runs` (label, files, copies) once to warm up, then
+    NULL_RUNS times, against one `peedy-loadgen null-server`; per run, the
+    report with the median docs/s and all the measured runs' docs/s.
+
+    The warm-up is there because the null server holds every document in
+    memory until its callback is sent: its first run faults in its heap
+    (~57 page faults per small document, +40 % CPU per document), which a
+    service that does not hold its backlog in memory need not pay, and a
+    lower bound should not count."""
+    n_runs = max(1, int(os.environ.get("NULL_RUNS", "3")))
+    server = subprocess.Popen(
+        [loadgen_bin, "null-server", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=open(os.path.join(work, "null-server.log"), "w"),
+        text=True,
+    )
+    out = []
+    try:
+        line = server.stdout.readline()
+        m = re.search(r"http://(\S+)", line)
+        if not m:
+            raise SystemExit(f"null server did not start: {line!r}")
+        base = "http://" + m.group(1)
+        for label, files, n_copies in runs:
+            args = ["throughput", "--copies", str(n_copies)]
+            loadgen(loadgen_bin, base, server.pid, clients, args, files)
+            reports = [loadgen(loadgen_bin, base, server.pid, clients, args, files) for _ in range(n_runs)]
+            reports.sort(key=lambda r: r["docs_per_s"])
+            out.append((reports[len(reports) // 2], [r["docs_per_s"] for r in reports]))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return out
+
+
 def main():
     bin_ = build("peedy", "peedy", "PEEDY_BIN")
     loadgen_bin = build("peedy-loadgen", "peedy-loadgen", "PEEDY_LOADGEN")
@@ -253,6 +300,11 @@ def main():
         except subprocess.TimeoutExpired:
             server.kill()
 
+    # 4. The null server: the same throughput runs, for the bound.
+    null = []
+    if os.environ.get("NULL_SERVER", "1") != "0":
+        null = null_server_runs(loadgen_bin, clients, runs, work)
+
     # The bare engine on the same files: one `peedy stamp` batch (all cores),
     # reading and writing on a tmpfs when there is one. On this machine's
     # ext4, creating 600 small output files in a fresh directory cost from
@@ -325,6 +377,7 @@ def main():
         "Server CPU is user + system time of all its threads (/proc/PID/stat); context switches are voluntary + "
         "involuntary, summed over the server's threads alive at the end; the last column is the load generator's own CPU.",
         "",
+        *null_section(results, engine, null),
         "## Server memory",
         "",
         f"- resident after the latency run: {rss_after_latency / 1024:.1f} MB",
@@ -340,6 +393,52 @@ def main():
     os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "out", "service-results.md"), "w") as f:
         f.write(text)
+
+
+def null_section(results, engine, null):
+    """The markdown of step 4 (nothing when it was skipped)."""
+    if not null:
+        return []
+    cores = os.cpu_count() or 1
+    rows = []
+    for (label, _, r), (te, ce), (n, all_dps) in zip(results, engine, null):
+        docs = r["documents"]
+        engine_dps = docs / te
+        bound = 1 / (1 / n["docs_per_s"] + 1 / engine_dps)
+        # The same bound counted in CPU: the null server's and the load
+        # generator's CPU per document (from the null run) plus the engine's,
+        # on all cores.
+        cpu_ms = n["server"]["cpu_ms_per_doc"] + n["loadgen"]["cpu_ms_per_doc"] + 1000 * ce / docs
+        cpu_bound = 1000 * cores / cpu_ms
+        rows.append(
+            f"| {label} | {n['docs_per_s']:.0f} ({', '.join(f'{x:.0f}' for x in all_dps)}) | {engine_dps:.0f} "
+            f"| {r['docs_per_s']:.0f} | {bound:.0f} | {100 * bound / engine_dps:.0f} % "
+            f"| {100 * r['docs_per_s'] / bound:.0f} % "
+            f"| {n['server']['cpu_ms_per_doc']:.2f} | {n['server']['ctx_switches_per_doc']:.1f} "
+            f"| {n['loadgen']['cpu_ms_per_doc']:.2f} | {cpu_bound:.0f} | {100 * cpu_bound / engine_dps:.0f} % |"
+        )
+    return [
+        "## Lower bound: a null server on the same stack",
+        "",
+        "`peedy-loadgen null-server` keeps Peedy's upload/callback contract on Peedy's stack (axum 0.8 + multer for "
+        "the upload, reqwest 0.12 for the callback, tokio multi-thread runtime, at most 5 callbacks in flight) and does "
+        "nothing else: each PDF part is held in memory and sent back to its callback unstamped (no disk, no database, "
+        "no stamping). Driven by the same load generator runs as the service above (after one warm-up run each). Any service with this contract "
+        "must do at least the null server's work and the engine's on the same cores, so its throughput is at most "
+        "1/(1/null + 1/engine) documents per second.",
+        "",
+        "| files | null server docs/s (median; all runs) | engine docs/s | peedy service docs/s "
+        "| bound 1/(1/null + 1/engine) docs/s | bound vs engine | peedy vs bound "
+        "| null server CPU ms per document (median run) | null server context switches per document (median run) "
+        "| load generator CPU ms per document (median null run) "
+        f"| CPU bound docs/s ({cores} cores / (null server + load generator + engine CPU per document)) | CPU bound vs engine |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        "The CPU bound counts the same work in CPU time instead of wall time: it does not charge the null server for "
+        "time it waits (a short run's ramp-up and tail), but assumes every core is busy all the time.",
+        "",
+    ]
 
 
 if __name__ == "__main__":

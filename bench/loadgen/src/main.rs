@@ -12,13 +12,17 @@
 //!   for its callback; p50/p90/p99/max upload → callback;
 //! - `throughput`: the file list `--copies` times, `--per-request` files per
 //!   request, `--clients` concurrent uploaders; documents per second from the
-//!   first upload to the last callback.
+//!   first upload to the last callback;
+//! - `null-server`: not a load mode but a stand-in for `peedy serve`, the
+//!   cheapest server keeping its upload/callback contract on the same stack
+//!   (see `null_server.rs`), which the two modes above can drive.
 //!
 //! One JSON object goes to stdout; human-readable text to stderr. With
 //! `--server-pid`, the server's CPU time and context switches during the
 //! measured part are read from `/proc` and reported per document, next to
 //! the load generator's own.
 
+mod null_server;
 mod procfs;
 mod receiver;
 mod upload;
@@ -35,6 +39,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use tokio::task::JoinSet;
 
+use crate::null_server::NullArgs;
 use crate::procfs::Usage;
 use crate::receiver::Arrivals;
 use crate::upload::Uploader;
@@ -44,9 +49,19 @@ use crate::upload::Uploader;
 #[derive(Parser, Debug)]
 #[command(name = "peedy-loadgen", version)]
 struct Cli {
-    /// The running server, e.g. http://127.0.0.1:4000.
+    #[command(flatten)]
+    load: LoadArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options of the load modes (`latency`, `throughput`).
+#[derive(clap::Args, Debug)]
+struct LoadArgs {
+    /// The running server, e.g. http://127.0.0.1:4000 (required by
+    /// `latency` and `throughput`).
     #[arg(long)]
-    base: String,
+    base: Option<String>,
     /// Concurrent upload clients (throughput mode).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     clients: u16,
@@ -66,8 +81,16 @@ struct Cli {
     /// so its run ends here, with an error.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
-    #[command(subcommand)]
-    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    #[command(flatten)]
+    Load(Mode),
+    /// Serve Peedy's upload/callback contract as cheaply as possible: each
+    /// PDF part is held in memory and sent back to its `callback_url`
+    /// unstamped (no disk, no database). The other options do not apply.
+    NullServer(NullArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +122,10 @@ enum Mode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mode = match cli.command {
+        Command::NullServer(args) => return null_server::main(&args),
+        Command::Load(mode) => mode,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -109,7 +136,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli.load, mode)) {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS
@@ -121,7 +148,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<Value> {
+async fn run(cli: LoadArgs, mode: Mode) -> Result<Value> {
+    let base = cli
+        .base
+        .as_deref()
+        .context("--base (the server's URL) is required by latency and throughput")?;
     let opts = Opts {
         clients: usize::from(cli.clients),
         per_request: usize::from(cli.per_request),
@@ -132,11 +163,11 @@ async fn run(cli: Cli) -> Result<Value> {
         Usage::of(&pid.to_string()).with_context(|| format!("reading /proc/{pid}"))?;
     }
     let (hook, mut arrivals) = receiver::start().await?;
-    let files = match &cli.mode {
+    let files = match &mode {
         Mode::Latency { files, .. } | Mode::Throughput { files, .. } => files,
     };
     let (uploader, order) = Uploader::new(
-        &cli.base,
+        base,
         &cli.watermark,
         &hook,
         files,
@@ -144,7 +175,7 @@ async fn run(cli: Cli) -> Result<Value> {
         opts.timeout,
     )?;
     let uploader = Arc::new(uploader);
-    match cli.mode {
+    match mode {
         Mode::Latency { n, warmup, .. } => {
             latency(&opts, &uploader, &mut arrivals, &order, n, warmup).await
         }

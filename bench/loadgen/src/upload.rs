@@ -227,7 +227,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// A filename for a `Content-Disposition` parameter: `"`, CR and LF
 /// percent-encoded, as browsers do.
-fn quote(name: &str) -> String {
+pub(crate) fn quote(name: &str) -> String {
     name.replace('"', "%22")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
