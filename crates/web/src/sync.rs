@@ -13,6 +13,7 @@ use peedy_watermarker::WatermarkSpec;
 
 use crate::error::stamp_error;
 use crate::openapi::{ErrorBody, Pdf, SpecParams, StampForm};
+use crate::upload::{drain_refused, drain_refused_body};
 use crate::{ApiError, AppState};
 
 /// `POST /api/v1/stamp`.
@@ -55,49 +56,18 @@ pub async fn stamp_document(
                 .map_err(|e| {
                     ApiError::bad_request("not_multipart", format!("The upload is malformed: {e}"))
                 })?;
-        let mut pdf = None;
-        while let Some(mut field) = mp.next_field().await.map_err(|e| {
-            ApiError::bad_request(
-                "malformed_multipart",
-                format!("The upload is malformed: {e}"),
-            )
-        })? {
-            let is_file = field.file_name().is_some() || field.content_type().is_some();
-            let name = field.name().unwrap_or_default().to_owned();
-            let mut buf = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(|e| {
-                ApiError::bad_request(
-                    "malformed_multipart",
-                    format!("The upload is malformed: {e}"),
-                )
-            })? {
-                buf.extend_from_slice(&chunk);
-                if buf.len() as u64 > limit {
-                    return Err(too_large(limit));
-                }
-            }
-            if is_file {
-                if pdf.is_none() {
-                    pdf = Some(buf);
-                }
-            } else {
-                fields.insert(name, String::from_utf8_lossy(&buf).into_owned());
-            }
+        let read = read_multipart(&mut mp, limit, &mut fields).await;
+        if read.as_ref().is_err_and(is_too_large) {
+            drain_refused(&mut mp).await;
         }
-        pdf.ok_or_else(|| ApiError::bad_request("no_pdfs", "No PDFs received"))?
+        read?
     } else {
-        let mut buf = Vec::new();
         let mut stream = req.into_body().into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                ApiError::bad_request("malformed_body", format!("Reading the body failed: {e}"))
-            })?;
-            buf.extend_from_slice(&chunk);
-            if buf.len() as u64 > limit {
-                return Err(too_large(limit));
-            }
+        let read = read_body(&mut stream, limit).await;
+        if read.as_ref().is_err_and(is_too_large) {
+            drain_refused_body(&mut stream).await;
         }
-        buf
+        read?
     };
     if input.is_empty() {
         return Err(ApiError::bad_request("no_pdfs", "No PDFs received"));
@@ -126,6 +96,63 @@ pub async fn stamp_document(
         h.insert("x-peedy-pages", v);
     }
     Ok(res)
+}
+
+/// The first file part's bytes (at most `limit`); the text fields go to
+/// `fields`.
+async fn read_multipart(
+    mp: &mut axum::extract::Multipart,
+    limit: u64,
+    fields: &mut HashMap<String, String>,
+) -> Result<Vec<u8>, ApiError> {
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(
+            "malformed_multipart",
+            format!("The upload is malformed: {e}"),
+        )
+    };
+    let mut pdf = None;
+    while let Some(mut field) = mp.next_field().await.map_err(malformed)? {
+        let is_file = field.file_name().is_some() || field.content_type().is_some();
+        let name = field.name().unwrap_or_default().to_owned();
+        let mut buf = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            buf.extend_from_slice(&chunk);
+            if buf.len() as u64 > limit {
+                return Err(too_large(limit));
+            }
+        }
+        if is_file {
+            if pdf.is_none() {
+                pdf = Some(buf);
+            }
+        } else {
+            fields.insert(name, String::from_utf8_lossy(&buf).into_owned());
+        }
+    }
+    pdf.ok_or_else(|| ApiError::bad_request("no_pdfs", "No PDFs received"))
+}
+
+/// A raw body (at most `limit` bytes).
+async fn read_body(
+    stream: &mut (impl futures_util::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin),
+    limit: u64,
+) -> Result<Vec<u8>, ApiError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("malformed_body", format!("Reading the body failed: {e}"))
+        })?;
+        buf.extend_from_slice(&chunk);
+        if buf.len() as u64 > limit {
+            return Err(too_large(limit));
+        }
+    }
+    Ok(buf)
+}
+
+fn is_too_large(e: &ApiError) -> bool {
+    e.status() == StatusCode::PAYLOAD_TOO_LARGE
 }
 
 fn too_large(limit: u64) -> ApiError {

@@ -156,15 +156,7 @@ pub async fn create_documents(
     if let Err(e) = &result
         && e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
     {
-        // Refused before the client finished sending: read (and drop) the
-        // rest for a moment, so the client gets the 413 instead of a broken
-        // pipe when the connection closes under a body it is still writing.
-        let rest = async {
-            while let Ok(Some(mut field)) = multipart.next_field().await {
-                drain(&mut field).await;
-            }
-        };
-        let _ = tokio::time::timeout(DRAIN_REFUSED_FOR, rest).await;
+        drain_refused(&mut multipart).await;
     }
     // Blobs stored by a request that is then refused are left to the
     // orphan sweep: deleting them here could race with another upload of
@@ -299,6 +291,26 @@ const DRAIN_REFUSED_FOR: std::time::Duration = std::time::Duration::from_secs(5)
 
 async fn drain(field: &mut Field<'_>) {
     while let Ok(Some(_)) = field.chunk().await {}
+}
+
+/// Reads and drops what is left of a refused (too large) multipart body for
+/// up to [`DRAIN_REFUSED_FOR`], so the client gets the 413 instead of a
+/// broken pipe when the connection closes under a body it is still writing.
+pub(crate) async fn drain_refused(multipart: &mut Multipart) {
+    let rest = async {
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            drain(&mut field).await;
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_REFUSED_FOR, rest).await;
+}
+
+/// [`drain_refused`] for a plain body.
+pub(crate) async fn drain_refused_body(
+    body: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
+) {
+    let rest = async { while let Some(Ok(_)) = body.next().await {} };
+    let _ = tokio::time::timeout(DRAIN_REFUSED_FOR, rest).await;
 }
 
 async fn accept(

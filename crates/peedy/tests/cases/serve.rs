@@ -570,7 +570,7 @@ async fn bad_inputs_get_clear_answers_and_the_service_stays_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_stamping() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start(dir.path(), FAST).await;
+    let server = start(dir.path(), &with(FAST, &["--max-sync-bytes", "64K"])).await;
     let wm = "Sync Mark";
     let input_path = dir.path().join("sync.pdf");
     let input = tiny_pdf("Synchronous input");
@@ -631,6 +631,25 @@ async fn synchronous_stamping() {
         )
         .await;
     res.assert_error(400, "invalid_watermark");
+
+    // Over --max-sync-bytes, raw or multipart: the client gets the 413
+    // (the server reads the rest of the body before closing), not a broken
+    // pipe while it is still sending.
+    let mut big = b"%PDF-1.4\n".to_vec();
+    big.resize(64 << 20, b'x');
+    let (ct, body) = multipart(&[Part::pdf("f", "big.pdf", big.clone())]);
+    for (ct, body) in [("application/pdf".to_owned(), big), (ct, body)] {
+        let res = server
+            .try_post(&format!("/api/v1/stamp?watermark={}", enc(wm)), &ct, body)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "a {ct} body over the limit should get a 413, not a broken connection: {e:?}"
+                )
+            });
+        let detail = res.assert_error(413, "too_large");
+        assert!(detail.contains(&(64 * 1024).to_string()), "{detail}");
+    }
 }
 
 /// Signed callbacks: Standard Webhooks headers whose HMAC verifies over the
