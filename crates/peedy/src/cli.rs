@@ -211,6 +211,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "PEEDY_MAX_FILES", default_value_t = 100)]
     pub max_files: usize,
 
+    /// Memory for a document's bytes between upload, stamping and callback
+    /// (K, M, G suffixes; 0: read them back from the blob directory each
+    /// time). Uploads of up to a quarter of it are gathered in memory,
+    /// written only when new, and handed to the stamping job and the
+    /// callback from there.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "PEEDY_BLOB_MEMORY",
+        default_value = "64M"
+    )]
+    pub blob_memory: ByteSize,
+
     /// Documents waiting to be stamped before uploads get 503 + Retry-After.
     #[arg(
         long,

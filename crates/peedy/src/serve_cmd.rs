@@ -135,7 +135,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Err(e @ peedy_store::Error::DatabaseBlobsNeedPostgres) => {
             return Err(UsageError(format!("--blob-store database: {e}")).into());
         }
-        opened => opened.with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        opened => opened
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?
+            .with_blob_memory(args.blob_memory.0),
     };
     if roles.len() == 1 && !store.db().is_postgres() {
         tracing::warn!(

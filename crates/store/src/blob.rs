@@ -16,6 +16,7 @@
 //! an upload over its limit leaves nothing, and readers stream a blob in
 //! pieces of about 1 MiB without holding it whole.
 
+mod hot;
 mod pg;
 
 use std::fmt;
@@ -32,6 +33,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{Db, Error, Result, ResumableSha256};
+use hot::{Hot, Reservation};
 
 /// Name of the blob directory inside the data directory.
 pub const BLOB_DIR: &str = "blobs";
@@ -105,10 +107,12 @@ impl fmt::Display for BlobBackend {
     }
 }
 
-/// The content-addressed blob store. Cheap to clone.
+/// The content-addressed blob store. Cheap to clone; clones share the
+/// blobs kept in memory (see [`with_memory`](Self::with_memory)).
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     backend: Backend,
+    hot: Arc<Hot>,
 }
 
 #[derive(Clone, Debug)]
@@ -184,8 +188,9 @@ trait BatchSink {
     async fn write(&mut self, batch: Vec<u8>) -> Result<()>;
 }
 
-/// An upload read to its end: the last, partial batch (not yet written) and
-/// what the bytes hash to.
+/// An upload read to its end: the last, partial batch (not yet written; all
+/// of the bytes when the upload was gathered in memory) and what the bytes
+/// hash to.
 struct ReadUpload {
     rest: Vec<u8>,
     sha256: String,
@@ -195,11 +200,14 @@ struct ReadUpload {
 
 /// Reads `reader` to its end, hashing it and handing every full batch of
 /// about [`BATCH`] bytes to `sink`; fails with [`Error::TooLarge`] as soon as
-/// more than `limit` bytes arrived. At most one batch is held in memory.
+/// more than `limit` bytes arrived. At most one batch is held in memory —
+/// unless `keep` lets the upload be gathered whole (then nothing goes to
+/// `sink` until it says no).
 async fn read_upload(
     mut reader: impl AsyncRead + Unpin,
     limit: u64,
     sink: &mut impl BatchSink,
+    keep: &mut Reservation,
 ) -> Result<ReadUpload> {
     let mut hasher = ResumableSha256::new();
     let mut size: u64 = 0;
@@ -211,6 +219,8 @@ async fn read_upload(
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH + CHUNK);
     loop {
         let before = batch.len();
+        // Grows by doubling while the upload is gathered in memory.
+        batch.reserve(CHUNK);
         let n = (&mut reader)
             .take(CHUNK as u64)
             .read_buf(&mut batch)
@@ -223,7 +233,7 @@ async fn read_upload(
             return Err(Error::TooLarge { limit });
         }
         hasher.update(&batch[before..]);
-        if batch.len() >= BATCH {
+        if batch.len() >= BATCH && !keep.may_keep((batch.len() + CHUNK) as u64) {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + CHUNK));
             sink.write(full).await?;
         }
@@ -290,6 +300,7 @@ impl BlobStore {
         tokio::fs::create_dir_all(root.join(TMP_DIR)).await?;
         Ok(BlobStore {
             backend: Backend::Dir(Arc::new(root)),
+            hot: Arc::default(),
         })
     }
 
@@ -300,6 +311,7 @@ impl BlobStore {
         match db {
             Db::Postgres(pool) => Ok(BlobStore {
                 backend: Backend::Database(pg::PgBlobs::new(pool.clone())),
+                hot: Arc::default(),
             }),
             Db::Sqlite(_) => Err(Error::DatabaseBlobsNeedPostgres),
         }
@@ -357,8 +369,16 @@ impl BlobStore {
             path: tmp_path,
             file: None,
         };
-        let upload = read_upload(reader, limit, &mut sink).await?;
-        finish_file(root, sink.file, upload.rest, guard, &upload.sha256).await?;
+        let mut keep = Reservation::new(Arc::clone(&self.hot));
+        let upload = read_upload(reader, limit, &mut sink, &mut keep).await?;
+        let kept = keep.kept() && sink.file.is_none();
+        let rest = finish_file(root, sink.file, upload.rest, guard, &upload.sha256).await?;
+        // Gathered whole: held for the document's next steps (its
+        // stamping job releases it, or its callback).
+        drop(keep);
+        if kept {
+            self.hot.hold(&upload.sha256, || Bytes::from(rest));
+        }
         Ok(StoredBlob {
             sha256: upload.sha256,
             size: upload.size,
@@ -371,8 +391,8 @@ impl BlobStore {
     /// blocking pool.
     pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64)> {
         match &self.backend {
-            Backend::Dir(root) => {
-                let dir = DirBlobs(Arc::clone(root));
+            Backend::Dir(_) => {
+                let dir = self.dir_blobs();
                 let owned = bytes.to_vec();
                 let size = owned.len() as u64;
                 let sha = blocking(move || dir.put(&owned).map_err(io_error)).await?;
@@ -387,9 +407,39 @@ impl BlobStore {
     /// output there in the same trip); `None` for the database backend.
     pub fn dir(&self) -> Option<DirBlobs> {
         match &self.backend {
-            Backend::Dir(root) => Some(DirBlobs(Arc::clone(root))),
+            Backend::Dir(_) => Some(self.dir_blobs()),
             Backend::Database(_) => None,
         }
+    }
+
+    fn dir_blobs(&self) -> DirBlobs {
+        let root = match &self.backend {
+            Backend::Dir(root) => Arc::clone(root),
+            Backend::Database(_) => Arc::default(),
+        };
+        DirBlobs {
+            root,
+            hot: Arc::clone(&self.hot),
+        }
+    }
+
+    /// Keeps blobs in memory between a document's steps, in at most
+    /// `budget` bytes (0: never); see `blob/hot.rs`. Uploads to the blob
+    /// directory that fit in a quarter of the budget are gathered in memory,
+    /// written only when new, and held until
+    /// [`release`](Self::release)d; reads look in memory first. Call it
+    /// before cloning the store: clones share the memory of the store they
+    /// were cloned from.
+    pub fn with_memory(mut self, budget: u64) -> BlobStore {
+        self.hot = Arc::new(Hot::new(budget));
+        self
+    }
+
+    /// One holder of blob `sha256` in memory (an upload, or
+    /// [`DirBlobs::put_held`]) is done with it; it leaves memory with its
+    /// last holder. Releasing a blob that is not held does nothing.
+    pub fn release(&self, sha256: &str) {
+        self.hot.release(sha256);
     }
 
     /// The file that holds blob `sha256` in the blob directory (whether or
@@ -411,6 +461,9 @@ impl BlobStore {
     /// The blob's size in bytes, or `None` if it is not stored.
     pub async fn size(&self, sha256: &str) -> Result<Option<u64>> {
         check_sha(sha256)?;
+        if let Some(bytes) = self.hot.get(sha256) {
+            return Ok(Some(bytes.len() as u64));
+        }
         match &self.backend {
             Backend::Dir(root) => match tokio::fs::metadata(blob_path(root, sha256)).await {
                 Ok(meta) => Ok(Some(meta.len())),
@@ -426,6 +479,12 @@ impl BlobStore {
     /// [`Error::BlobNotFound`] here, not a stream error later.
     pub async fn stream(&self, sha256: &str) -> Result<BlobStream> {
         check_sha(sha256)?;
+        if let Some(bytes) = self.hot.get(sha256) {
+            return Ok(BlobStream {
+                size: bytes.len() as u64,
+                inner: Box::pin(futures_util::stream::iter([Ok(bytes)])),
+            });
+        }
         match &self.backend {
             Backend::Dir(root) => {
                 let file = tokio::fs::File::open(blob_path(root, sha256))
@@ -444,10 +503,14 @@ impl BlobStore {
     }
 
     /// The whole blob, if it is at most `max` bytes long, read in one trip
-    /// to the blocking pool; `None` when it is longer, or kept in the
-    /// database (stream those). A missing blob is [`Error::BlobNotFound`].
-    pub async fn read_small(&self, sha256: &str, max: u64) -> Result<Option<Vec<u8>>> {
+    /// to the blocking pool (or from memory); `None` when it is longer, or
+    /// kept in the database (stream those). A missing blob is
+    /// [`Error::BlobNotFound`].
+    pub async fn read_small(&self, sha256: &str, max: u64) -> Result<Option<Bytes>> {
         check_sha(sha256)?;
+        if let Some(bytes) = self.hot.get(sha256) {
+            return Ok((bytes.len() as u64 <= max).then_some(bytes));
+        }
         let Backend::Dir(root) = &self.backend else {
             return Ok(None);
         };
@@ -461,7 +524,7 @@ impl BlobStore {
             }
             let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
             file.read_to_end(&mut bytes)?;
-            Ok(Some(bytes))
+            Ok(Some(Bytes::from(bytes)))
         })
         .await;
         match read {
@@ -470,13 +533,18 @@ impl BlobStore {
         }
     }
 
-    /// Reads the whole blob into memory (one allocation of its size).
-    pub async fn read(&self, sha256: &str) -> Result<Vec<u8>> {
+    /// Reads the whole blob into memory (one allocation of its size), or
+    /// shares the copy already there.
+    pub async fn read(&self, sha256: &str) -> Result<Bytes> {
         check_sha(sha256)?;
+        if let Some(bytes) = self.hot.get(sha256) {
+            return Ok(bytes);
+        }
         match &self.backend {
             // `fs::read` sizes its buffer from the file's metadata.
             Backend::Dir(root) => tokio::fs::read(blob_path(root, sha256))
                 .await
+                .map(Bytes::from)
                 .map_err(|e| not_found_as(e, sha256)),
             Backend::Database(_) => {
                 let mut stream = self.stream(sha256).await?;
@@ -486,7 +554,7 @@ impl BlobStore {
                 while let Some(piece) = stream.try_next().await? {
                     out.extend_from_slice(&piece);
                 }
-                Ok(out)
+                Ok(Bytes::from(out))
             }
         }
     }
@@ -504,6 +572,14 @@ impl BlobStore {
     /// that refreshes the file between the check and the removal still loses
     /// it (a narrow window the database backend does not have).
     pub(crate) async fn delete_if_untouched_since(&self, sha256: &str, at_ms: i64) -> Result<bool> {
+        let deleted = self.delete_stored_if_untouched_since(sha256, at_ms).await?;
+        if deleted {
+            self.hot.forget(sha256);
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_stored_if_untouched_since(&self, sha256: &str, at_ms: i64) -> Result<bool> {
         check_sha(sha256)?;
         let root = match &self.backend {
             Backend::Dir(root) => root,
@@ -588,25 +664,48 @@ fn temp_path(root: &Path) -> PathBuf {
 /// The blob directory, with blocking calls: for code already on a
 /// blocking thread (see [`BlobStore::dir`]). Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct DirBlobs(Arc<PathBuf>);
+pub struct DirBlobs {
+    root: Arc<PathBuf>,
+    hot: Arc<Hot>,
+}
 
 impl DirBlobs {
-    /// Reads the whole blob into memory (one allocation of its size).
-    pub fn read(&self, sha256: &str) -> Result<Vec<u8>> {
+    /// Reads the whole blob into memory (one allocation of its size), or
+    /// shares the copy already there.
+    pub fn read(&self, sha256: &str) -> Result<Bytes> {
         check_sha(sha256)?;
-        std::fs::read(blob_path(&self.0, sha256)).map_err(|e| not_found_as(e, sha256))
+        if let Some(bytes) = self.hot.get(sha256) {
+            return Ok(bytes);
+        }
+        std::fs::read(blob_path(&self.root, sha256))
+            .map(Bytes::from)
+            .map_err(|e| not_found_as(e, sha256))
     }
 
     /// Stores `bytes` under their SHA-256 (kept if already there), durable
     /// before this returns; returns the hex SHA-256.
     pub fn put(&self, bytes: &[u8]) -> Result<String> {
         let sha = to_hex(&Sha256::digest(bytes));
-        let tmp = temp_path(&self.0);
+        let tmp = temp_path(&self.root);
         // Removes a half-written temporary file if storing fails.
         let mut guard = TempGuard(Some(tmp.clone()));
-        store_file(&self.0, None, &tmp, bytes, &sha)?;
+        store_file(&self.root, None, &tmp, bytes, &sha)?;
         guard.0 = None;
         Ok(sha)
+    }
+
+    /// [`put`](Self::put), and holds a copy in memory for the next step
+    /// (when the store keeps blobs in memory and it fits; see
+    /// [`BlobStore::with_memory`]) until [`BlobStore::release`]d.
+    pub fn put_held(&self, bytes: &[u8]) -> Result<String> {
+        let sha = self.put(bytes)?;
+        self.hot.hold(&sha, || Bytes::copy_from_slice(bytes));
+        Ok(sha)
+    }
+
+    /// [`BlobStore::release`], from a blocking thread.
+    pub fn release(&self, sha256: &str) {
+        self.hot.release(sha256);
     }
 }
 
@@ -661,18 +760,21 @@ async fn finish_file(
     rest: Vec<u8>,
     mut guard: TempGuard,
     sha: &str,
-) -> Result<()> {
+) -> Result<Vec<u8>> {
     let had_file = file.is_some();
     let root = Arc::clone(root);
     let tmp = guard.0.clone().unwrap_or_default();
     let sha = sha.to_owned();
-    let existed =
-        blocking(move || store_file(&root, file, &tmp, &rest, &sha).map_err(io_error)).await?;
+    let (existed, rest) = blocking(move || {
+        let existed = store_file(&root, file, &tmp, &rest, &sha).map_err(io_error)?;
+        Ok((existed, rest))
+    })
+    .await?;
     if !existed || !had_file {
         // Renamed into place, or never created.
         guard.0 = None;
     }
-    Ok(())
+    Ok(rest)
 }
 
 fn not_found_as(e: std::io::Error, sha256: &str) -> Error {
@@ -699,6 +801,7 @@ mod tests {
     fn path_rejects_tricks() {
         let store = BlobStore {
             backend: Backend::Dir(Arc::new(PathBuf::from("/data/blobs"))),
+            hot: Arc::default(),
         };
         let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(

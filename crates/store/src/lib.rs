@@ -110,6 +110,13 @@ impl Store {
         &self.blobs
     }
 
+    /// Keeps blobs in memory between a document's steps, in at most
+    /// `budget` bytes: see [`BlobStore::with_memory`].
+    pub fn with_blob_memory(mut self, budget: u64) -> Store {
+        self.blobs = self.blobs.with_memory(budget);
+        self
+    }
+
     /// Begins a transaction; finish it with [`Tx::commit`] (dropping it rolls
     /// back). On SQLite it is `BEGIN IMMEDIATE`: it takes the single write
     /// lock at once (waiting up to the busy timeout), so keep it short.

@@ -126,7 +126,7 @@ impl Watermarker {
 /// Where the stamping job gets its input: already fetched (blobs in the
 /// database), or from the blob directory on the blocking thread.
 enum Input {
-    Fetched(Vec<u8>),
+    Fetched(bytes::Bytes),
     InDir(DirBlobs),
 }
 
@@ -218,6 +218,9 @@ impl StampHandler {
         };
         let input_sha256 = doc.input_sha256.clone();
         let hash_state = doc.input_hash_state.clone();
+        // The callback will read what it sends from memory, if the upload
+        // and the update are held there (see `BlobStore::with_memory`).
+        let callback = doc.callback_url.is_some();
         let joined = tokio::task::spawn_blocking(move || {
             // The input as fetched, or read here from the directory that
             // will take the output too.
@@ -235,6 +238,9 @@ impl StampHandler {
             }));
             let elapsed = started.elapsed();
             let stored = match (&dir, &ran) {
+                (Some(dir), Ok(Ok((stamped, _, _)))) if callback => {
+                    Some(dir.put_held(stamped_bytes(stamped))?)
+                }
                 (Some(dir), Ok(Ok((stamped, _, _)))) => Some(dir.put(stamped_bytes(stamped))?),
                 _ => None,
             };
@@ -251,6 +257,7 @@ impl StampHandler {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::warn!(code = e.code(), "stamping failed: {e}");
+                blobs.release(&doc.input_sha256);
                 peedy_metrics::stamp_failed(peedy_metrics::Via::Job);
                 w.store
                     .mark_failed(&id, e.code(), &e.to_string())
@@ -296,6 +303,10 @@ impl StampHandler {
         w.finish_stamping(job, &doc, Some(&done))
             .await
             .map_err(transient)?;
+        if !callback || done.output_is_rewrite {
+            // Nothing will send the input as it was uploaded.
+            blobs.release(&doc.input_sha256);
+        }
         peedy_metrics::document_stamped(peedy_metrics::Via::Job, elapsed, report.pages);
         tracing::info!(
             pages = report.pages,
@@ -352,37 +363,43 @@ impl Part for BlobPart {
     }
 
     async fn read_small(&self, max: u64) -> std::io::Result<Option<bytes::Bytes>> {
-        let bytes = self
-            .blobs
+        self.blobs
             .read_small(&self.sha256, max)
             .await
-            .map_err(blob_io_error)?;
-        Ok(bytes.map(bytes::Bytes::from))
+            .map_err(blob_io_error)
     }
 }
 
 impl CallbackHandler {
-    fn parts(&self, doc: &Document) -> Result<Vec<Arc<dyn Part>>, JobError> {
-        let blobs = self.0.store.blobs();
-        let part = |sha: &str| -> Arc<dyn Part> {
-            Arc::new(BlobPart {
-                blobs: blobs.clone(),
-                sha256: sha.to_owned(),
-            })
-        };
+    /// The blobs a delivery sends, in order: the rewritten file, or the
+    /// upload followed by its update.
+    fn part_shas(doc: &Document) -> Result<Vec<&str>, JobError> {
         if doc.output_is_rewrite {
             let sha = doc
                 .output_sha256
                 .as_deref()
                 .ok_or_else(|| JobError::permanent("output blob missing"))?;
-            Ok(vec![part(sha)])
+            Ok(vec![sha])
         } else {
             let update = doc
                 .update_sha256
                 .as_deref()
                 .ok_or_else(|| JobError::permanent("update blob missing"))?;
-            Ok(vec![part(&doc.input_sha256), part(update)])
+            Ok(vec![&doc.input_sha256, update])
         }
+    }
+
+    fn parts(&self, doc: &Document) -> Result<Vec<Arc<dyn Part>>, JobError> {
+        let blobs = self.0.store.blobs();
+        Ok(Self::part_shas(doc)?
+            .into_iter()
+            .map(|sha| -> Arc<dyn Part> {
+                Arc::new(BlobPart {
+                    blobs: blobs.clone(),
+                    sha256: sha.to_owned(),
+                })
+            })
+            .collect())
     }
 }
 
@@ -464,6 +481,11 @@ impl CallbackHandler {
                 attempt.await
             }
         };
+        // Whatever came of it, the bytes held in memory for this delivery
+        // are let go: a retry, maybe much later, reads them from the store.
+        for sha in Self::part_shas(&doc).unwrap_or_default() {
+            w.store.blobs().release(sha);
+        }
         if !matches!(outcome, Outcome::BreakerOpen { .. }) {
             state.attempts += 1;
         }

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures_util::stream;
 use sqlx::{PgPool, Row as _};
 
-use super::{BatchSink, BlobStream, StoredBlob, read_upload, to_hex};
+use super::{BatchSink, BlobStream, Reservation, StoredBlob, read_upload, to_hex};
 use crate::{Error, Result, now_ms};
 
 const STAGING_PREFIX: &str = "staging-";
@@ -187,7 +187,8 @@ impl PgBlobs {
             key,
             seq: 0,
         };
-        let upload = read_upload(reader, limit, &mut sink).await?;
+        // Chunks are written as they come: nothing is gathered in memory.
+        let upload = read_upload(reader, limit, &mut sink, &mut Reservation::none()).await?;
         if !upload.rest.is_empty() {
             sink.write(upload.rest).await?;
         }
