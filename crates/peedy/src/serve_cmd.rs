@@ -226,6 +226,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     shutdown.cancel();
     workers.wait().await;
+    // Last, with nothing left to run: on SQLite this checkpoints the WAL
+    // into the database file, which leaves no -wal/-shm files behind.
+    watermarker.store().db().close().await;
     tracing::info!("peedy stopped");
     Ok(())
 }

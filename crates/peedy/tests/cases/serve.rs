@@ -1072,6 +1072,17 @@ async fn graceful_shutdown_loses_nothing() {
     );
     let log = server.log();
     assert!(log.contains("peedy stopped"), "{log}");
+    if super::BACKEND == crate::support::Backend::Sqlite {
+        // The database was closed: its WAL went into the file.
+        let data = dir.path().join("data");
+        assert!(data.join("peedy.db").exists());
+        for leftover in ["peedy.db-wal", "peedy.db-shm"] {
+            assert!(
+                !data.join(leftover).exists(),
+                "{leftover} left after a clean stop"
+            );
+        }
+    }
     assert!(
         receiver.delivered().len() < docs.len(),
         "everything was delivered before the shutdown; nothing was tested"
