@@ -391,8 +391,8 @@ impl BlobStore {
     /// blocking pool.
     pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64)> {
         match &self.backend {
-            Backend::Dir(_) => {
-                let dir = self.dir_blobs();
+            Backend::Dir(root) => {
+                let dir = self.dir_blobs(root);
                 let owned = bytes.to_vec();
                 let size = owned.len() as u64;
                 let sha = blocking(move || dir.put(&owned).map_err(io_error)).await?;
@@ -407,18 +407,14 @@ impl BlobStore {
     /// output there in the same trip); `None` for the database backend.
     pub fn dir(&self) -> Option<DirBlobs> {
         match &self.backend {
-            Backend::Dir(_) => Some(self.dir_blobs()),
+            Backend::Dir(root) => Some(self.dir_blobs(root)),
             Backend::Database(_) => None,
         }
     }
 
-    fn dir_blobs(&self) -> DirBlobs {
-        let root = match &self.backend {
-            Backend::Dir(root) => Arc::clone(root),
-            Backend::Database(_) => Arc::default(),
-        };
+    fn dir_blobs(&self, root: &Arc<PathBuf>) -> DirBlobs {
         DirBlobs {
-            root,
+            root: Arc::clone(root),
             hot: Arc::clone(&self.hot),
         }
     }
@@ -699,7 +695,11 @@ impl DirBlobs {
     /// [`BlobStore::with_memory`]) until [`BlobStore::release`]d.
     pub fn put_held(&self, bytes: &[u8]) -> Result<String> {
         let sha = self.put(bytes)?;
-        self.hot.hold(&sha, || Bytes::copy_from_slice(bytes));
+        if self.hot.enabled() && bytes.len() as u64 <= self.hot.max_entry() {
+            // Copied before the lock is taken, not under it.
+            let copy = Bytes::copy_from_slice(bytes);
+            self.hot.hold(&sha, || copy);
+        }
         Ok(sha)
     }
 
