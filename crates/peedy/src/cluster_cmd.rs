@@ -14,6 +14,18 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<Summary> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    // Reading the view must not create a database (or ./peedy-data) where
+    // no server ever ran.
+    if args.db.database_url.is_none() {
+        let file = args.db.data_dir.join(peedy_store::SQLITE_FILE);
+        if !file.exists() {
+            anyhow::bail!(
+                "no Peedy database at {}: point --data-dir (PEEDY_DATA_DIR) at a server's data \
+                 directory, or give --database-url",
+                file.display()
+            );
+        }
+    }
     let view = runtime.block_on(async {
         let store = Store::open(args.db.database_url.as_deref(), &args.db.data_dir)
             .await

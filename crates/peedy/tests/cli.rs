@@ -975,3 +975,23 @@ fn man_pages_come_from_the_cli_definition() {
         "{serve}"
     );
 }
+
+// ---------------------------------------------------------------- peedy cluster
+
+#[test]
+fn cluster_without_a_database_says_so_and_creates_nothing() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("nothing-here");
+    let out = run(peedy()
+        .arg("cluster")
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("PEEDY_DATABASE_URL"));
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("no Peedy database"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!data.exists(), "peedy cluster created {data:?}");
+}

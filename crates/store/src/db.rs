@@ -504,7 +504,7 @@ impl Db {
         match url {
             None => {
                 Self::connect_sqlite(
-                    SqliteConnectOptions::new().filename(data_dir.join("peedy.db")),
+                    SqliteConnectOptions::new().filename(data_dir.join(crate::SQLITE_FILE)),
                 )
                 .await
             }

@@ -51,6 +51,10 @@ pub use error::{Error, Result};
 pub use ids::{DocumentId, WatermarkId};
 pub use sha::ResumableSha256;
 
+/// The SQLite database's file name inside the data directory (the embedded
+/// default, when no database URL is given).
+pub const SQLITE_FILE: &str = "peedy.db";
+
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1082,6 +1082,19 @@ async fn graceful_shutdown_loses_nothing() {
                 "{leftover} left after a clean stop"
             );
         }
+        // `peedy cluster` reads the same file: the node left when it stopped,
+        // the work it handed back waits in the queues.
+        let out = crate::support::peedy_command()
+            .args(["cluster", "--json", "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("run peedy cluster");
+        assert!(out.status.success(), "{out:?}");
+        let view: Value = serde_json::from_slice(&out.stdout).expect("cluster JSON");
+        assert_eq!(view["nodes"].as_array().map(Vec::len), Some(0), "{view}");
+        let waiting = view["queues"]["stamp"]["queued"].as_i64().unwrap_or(0)
+            + view["queues"]["callback"]["queued"].as_i64().unwrap_or(0);
+        assert!(waiting > 0, "nothing handed back: {view}");
     }
     assert!(
         receiver.delivered().len() < docs.len(),

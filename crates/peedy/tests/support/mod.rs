@@ -151,7 +151,7 @@ pub fn cli_stamp(input: &Path, text: &str) -> Vec<u8> {
 
 /// The binary, with no `PEEDY_*` settings inherited from the developer's
 /// environment.
-fn peedy_command() -> Command {
+pub fn peedy_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_peedy"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PEEDY_") {
