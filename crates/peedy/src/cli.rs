@@ -215,7 +215,7 @@ pub struct ServeArgs {
     /// (K, M, G suffixes; 0: read them back from the blob directory each
     /// time). Uploads of up to a quarter of it are gathered in memory,
     /// written only when new, and handed to the stamping job and the
-    /// callback from there.
+    /// callback from there. Used on nodes that run workers.
     #[arg(
         long,
         value_name = "BYTES",

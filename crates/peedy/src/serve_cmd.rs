@@ -137,7 +137,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         opened => opened
             .with_context(|| format!("opening the store in {}", data_dir.display()))?
-            .with_blob_memory(args.blob_memory.0),
+            // Only a node that stamps and delivers reads what uploads hold.
+            .with_blob_memory(if roles.contains(&Role::Worker) {
+                args.blob_memory.0
+            } else {
+                0
+            }),
     };
     if roles.len() == 1 && !store.db().is_postgres() {
         tracing::warn!(

@@ -218,9 +218,23 @@ async fn read_upload(
     // hashed there.
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH + CHUNK);
     loop {
+        if batch.len() >= BATCH && batch.capacity() - batch.len() < CHUNK {
+            // A full batch: gathered on in memory (the buffer doubles, up to
+            // the largest blob kept, and its whole capacity counts against
+            // the budget), or handed on.
+            let grown = batch
+                .capacity()
+                .saturating_mul(2)
+                .min(keep.max_capacity())
+                .max(batch.len() + CHUNK);
+            if keep.may_keep(grown as u64) {
+                batch.reserve_exact(grown - batch.len());
+            } else {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + CHUNK));
+                sink.write(full).await?;
+            }
+        }
         let before = batch.len();
-        // Grows by doubling while the upload is gathered in memory.
-        batch.reserve(CHUNK);
         let n = (&mut reader)
             .take(CHUNK as u64)
             .read_buf(&mut batch)
@@ -233,10 +247,6 @@ async fn read_upload(
             return Err(Error::TooLarge { limit });
         }
         hasher.update(&batch[before..]);
-        if batch.len() >= BATCH && !keep.may_keep((batch.len() + CHUNK) as u64) {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + CHUNK));
-            sink.write(full).await?;
-        }
     }
     let hash_state = hasher.state();
     Ok(ReadUpload {
@@ -372,12 +382,14 @@ impl BlobStore {
         let mut keep = Reservation::new(Arc::clone(&self.hot));
         let upload = read_upload(reader, limit, &mut sink, &mut keep).await?;
         let kept = keep.kept() && sink.file.is_none();
+        let forgets = self.hot.forgets();
         let rest = finish_file(root, sink.file, upload.rest, guard, &upload.sha256).await?;
         // Gathered whole: held for the document's next steps (its
         // stamping job releases it, or its callback).
         drop(keep);
         if kept {
-            self.hot.hold(&upload.sha256, || Bytes::from(rest));
+            self.hot
+                .hold_unless_forgotten(forgets, &upload.sha256, || Bytes::from(rest));
         }
         Ok(StoredBlob {
             sha256: upload.sha256,
@@ -767,6 +779,9 @@ async fn finish_file(
     let sha = sha.to_owned();
     let (existed, rest) = blocking(move || {
         let existed = store_file(&root, file, &tmp, &rest, &sha).map_err(io_error)?;
+        // Held as it is: no spare capacity kept with it.
+        let mut rest = rest;
+        rest.shrink_to_fit();
         Ok((existed, rest))
     })
     .await?;

@@ -220,7 +220,10 @@ impl StampHandler {
         let hash_state = doc.input_hash_state.clone();
         // The callback will read what it sends from memory, if the upload
         // and the update are held there (see `BlobStore::with_memory`).
+        // Only the first run holds the update: a retry's hold would have
+        // nobody to release it.
         let callback = doc.callback_url.is_some();
+        let hold_update = callback && job.attempts <= 1;
         let joined = tokio::task::spawn_blocking(move || {
             // The input as fetched, or read here from the directory that
             // will take the output too.
@@ -238,7 +241,7 @@ impl StampHandler {
             }));
             let elapsed = started.elapsed();
             let stored = match (&dir, &ran) {
-                (Some(dir), Ok(Ok((stamped, _, _)))) if callback => {
+                (Some(dir), Ok(Ok((stamped, _, _)))) if hold_update => {
                     Some(dir.put_held(stamped_bytes(stamped))?)
                 }
                 (Some(dir), Ok(Ok((stamped, _, _)))) => Some(dir.put(stamped_bytes(stamped))?),
@@ -481,10 +484,14 @@ impl CallbackHandler {
                 attempt.await
             }
         };
-        // Whatever came of it, the bytes held in memory for this delivery
-        // are let go: a retry, maybe much later, reads them from the store.
-        for sha in Self::part_shas(&doc).unwrap_or_default() {
-            w.store.blobs().release(sha);
+        // Whatever came of it, the first attempt lets go of the bytes held
+        // in memory for this delivery (later ones would release holds of
+        // other documents with the same upload): a retry, maybe much
+        // later, reads them from the store.
+        if job.attempts <= 1 {
+            for sha in Self::part_shas(&doc).unwrap_or_default() {
+                w.store.blobs().release(sha);
+            }
         }
         if !matches!(outcome, Outcome::BreakerOpen { .. }) {
             state.attempts += 1;

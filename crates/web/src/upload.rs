@@ -160,9 +160,18 @@ pub async fn create_documents(
     }
     // Blobs stored by a request that is then refused are left to the
     // orphan sweep: deleting them here could race with another upload of
-    // the same bytes.
-    result?;
-    accept(&state, &query, &fields, &uploads, skipped, &headers).await
+    // the same bytes. Their holds in memory are let go at once.
+    let answer = match result {
+        Ok(()) => accept(&state, &query, &fields, &uploads, skipped, &headers).await,
+        Err(e) => Err(e),
+    };
+    if answer.is_err() {
+        let blobs = state.watermarker.store().blobs();
+        for upload in &uploads {
+            blobs.release(&upload.sha256);
+        }
+    }
+    answer
 }
 
 async fn read_parts(

@@ -50,6 +50,8 @@ struct Inner {
     held: u64,
     /// Bytes of uploads being gathered in memory right now.
     reserved: u64,
+    /// Blobs forgotten so far (see [`Hot::forgets`]).
+    forgets: u64,
 }
 
 #[derive(Debug)]
@@ -145,7 +147,31 @@ impl Hot {
 
     /// Forgets `sha256` whatever its holds (the blob was deleted).
     pub(crate) fn forget(&self, sha256: &str) {
-        self.lock().remove(sha256);
+        let mut inner = self.lock();
+        inner.forgets += 1;
+        inner.remove(sha256);
+    }
+
+    /// How many blobs were forgotten so far: an upload that read it before
+    /// storing its file holds the bytes only if no delete ran meanwhile
+    /// ([`hold_unless_forgotten`](Self::hold_unless_forgotten)), since that
+    /// delete may have removed the very file the upload found in place.
+    pub(crate) fn forgets(&self) -> u64 {
+        self.lock().forgets
+    }
+
+    /// [`hold`](Self::hold), unless a blob was forgotten since `forgets`
+    /// was read.
+    pub(crate) fn hold_unless_forgotten(
+        &self,
+        forgets: u64,
+        sha256: &str,
+        bytes: impl FnOnce() -> Bytes,
+    ) -> bool {
+        if self.forgets() != forgets {
+            return false;
+        }
+        self.hold(sha256, bytes)
     }
 
     /// Reserves `n` more bytes of the budget for an upload being gathered;
@@ -221,21 +247,30 @@ impl Reservation {
         Reservation::new(Arc::default())
     }
 
-    /// Whether the upload may go on gathering now that it holds `len`
-    /// bytes in memory; reserves them. Once it says no, it says no for good.
-    pub(crate) fn may_keep(&mut self, len: u64) -> bool {
+    /// Whether the upload may grow its buffer to `capacity` bytes and go on
+    /// gathering in memory; reserves them. Once it says no, it says no for
+    /// good and gives back what it had reserved (the upload streams to its
+    /// file from then on, one batch at a time).
+    pub(crate) fn may_keep(&mut self, capacity: u64) -> bool {
         if self.spilled {
             return false;
         }
-        if len <= self.bytes {
+        if capacity <= self.bytes {
             return true;
         }
-        if len > self.hot.max_entry() || !self.hot.reserve(len - self.bytes) {
+        if capacity > self.hot.max_entry() || !self.hot.reserve(capacity - self.bytes) {
             self.spilled = true;
+            self.hot.unreserve(self.bytes);
+            self.bytes = 0;
             return false;
         }
-        self.bytes = len;
+        self.bytes = capacity;
         true
+    }
+
+    /// The largest buffer an upload may gather in.
+    pub(crate) fn max_capacity(&self) -> usize {
+        usize::try_from(self.hot.max_entry()).unwrap_or(usize::MAX)
     }
 
     /// Whether the upload was gathered whole in memory.
@@ -317,6 +352,9 @@ mod tests {
         assert!(!a.may_keep(101), "over the largest entry");
         assert!(!a.may_keep(10), "spilled for good");
         assert!(!a.kept());
+        assert_eq!(hot.usage(), (0, 0), "a spilled upload gives its share back");
+        let mut a = Reservation::new(Arc::clone(&hot));
+        assert!(a.may_keep(100));
         assert_eq!(hot.usage(), (0, 100));
         let mut b = Reservation::new(Arc::clone(&hot));
         assert!(b.may_keep(100));
