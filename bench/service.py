@@ -37,6 +37,7 @@ Python's standard library plus peedy-loadgen. Results go to stdout and to
 bench/out/service-results.md.
 """
 
+import contextlib
 import http.client
 import http.server
 import json
@@ -188,6 +189,26 @@ def loadgen(bin_, base, pid, clients, args, files):
     return json.loads(r.stdout)
 
 
+@contextlib.contextmanager
+def serving(cmd, log_path, what):
+    """Starts a server that prints its URL on its first stdout line (as
+    `peedy serve` and `peedy-loadgen null-server` do); yields the process and
+    its base URL; stops it at the end."""
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log_path, "w"), text=True)
+    try:
+        line = server.stdout.readline()
+        m = re.search(r"http://(\S+)", line)
+        if not m:
+            raise SystemExit(f"{what} did not start: {line!r}")
+        yield server, "http://" + m.group(1)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def null_server_runs(loadgen_bin, clients, runs, work):
     """Step 4: each of `runs` (label, files, copies) once to warm up, then
     NULL_RUNS times, against one `peedy-loadgen null-server`; per run, the
@@ -199,31 +220,15 @@ def null_server_runs(loadgen_bin, clients, runs, work):
     service that does not hold its backlog in memory need not pay, and a
     lower bound should not count."""
     n_runs = max(1, int(os.environ.get("NULL_RUNS", "3")))
-    server = subprocess.Popen(
-        [loadgen_bin, "null-server", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=open(os.path.join(work, "null-server.log"), "w"),
-        text=True,
-    )
     out = []
-    try:
-        line = server.stdout.readline()
-        m = re.search(r"http://(\S+)", line)
-        if not m:
-            raise SystemExit(f"null server did not start: {line!r}")
-        base = "http://" + m.group(1)
+    cmd = [loadgen_bin, "null-server", "--listen", "127.0.0.1:0"]
+    with serving(cmd, os.path.join(work, "null-server.log"), "null server") as (server, base):
         for label, files, n_copies in runs:
             args = ["throughput", "--copies", str(n_copies)]
             loadgen(loadgen_bin, base, server.pid, clients, args, files)
             reports = [loadgen(loadgen_bin, base, server.pid, clients, args, files) for _ in range(n_runs)]
             reports.sort(key=lambda r: r["docs_per_s"])
             out.append((reports[len(reports) // 2], [r["docs_per_s"] for r in reports]))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
     return out
 
 
@@ -241,18 +246,8 @@ def main():
     )
     work = tempfile.mkdtemp(prefix="peedy-bench-")
 
-    server = subprocess.Popen(
-        [bin_, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, "data"), "--allow-private-callbacks"],
-        stdout=subprocess.PIPE,
-        stderr=open(os.path.join(work, "server.log"), "w"),
-        text=True,
-    )
-    try:
-        line = server.stdout.readline()
-        m = re.search(r"http://(\S+)", line)
-        if not m:
-            raise SystemExit(f"server did not start: {line!r}")
-        base = "http://" + m.group(1)
+    cmd = [bin_, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, "data"), "--allow-private-callbacks"]
+    with serving(cmd, os.path.join(work, "server.log"), "server") as (server, base):
 
         def run(args, files):
             return loadgen(loadgen_bin, base, server.pid, clients, args, files)
@@ -293,12 +288,6 @@ def main():
             time.sleep(0.5)
             soak.append(rss_kb(server.pid, "VmRSS"))
         peak_kb = rss_kb(server.pid, "VmHWM")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
     # 4. The null server: the same throughput runs, for the bound.
     null = []

@@ -714,11 +714,6 @@ impl DirBlobs {
         }
         Ok(sha)
     }
-
-    /// [`BlobStore::release`], from a blocking thread.
-    pub fn release(&self, sha256: &str) {
-        self.hot.release(sha256);
-    }
 }
 
 fn io_error(e: Error) -> std::io::Error {

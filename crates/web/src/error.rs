@@ -81,6 +81,12 @@ impl ApiError {
         )
     }
 
+    /// Whether it refuses a body as too large (413): the caller then
+    /// drains what is left of it before answering.
+    pub fn is_too_large(&self) -> bool {
+        self.status == StatusCode::PAYLOAD_TOO_LARGE
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status

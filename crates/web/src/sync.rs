@@ -57,14 +57,14 @@ pub async fn stamp_document(
                     ApiError::bad_request("not_multipart", format!("The upload is malformed: {e}"))
                 })?;
         let read = read_multipart(&mut mp, limit, &mut fields).await;
-        if read.as_ref().is_err_and(is_too_large) {
+        if read.as_ref().is_err_and(ApiError::is_too_large) {
             drain_refused(&mut mp).await;
         }
         read?
     } else {
         let mut stream = req.into_body().into_data_stream();
         let read = read_body(&mut stream, limit).await;
-        if read.as_ref().is_err_and(is_too_large) {
+        if read.as_ref().is_err_and(ApiError::is_too_large) {
             drain_refused_body(&mut stream).await;
         }
         read?
@@ -149,10 +149,6 @@ async fn read_body(
         }
     }
     Ok(buf)
-}
-
-fn is_too_large(e: &ApiError) -> bool {
-    e.status() == StatusCode::PAYLOAD_TOO_LARGE
 }
 
 fn too_large(limit: u64) -> ApiError {

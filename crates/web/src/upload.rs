@@ -153,9 +153,7 @@ pub async fn create_documents(
         &mut skipped,
     )
     .await;
-    if let Err(e) = &result
-        && e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
-    {
+    if result.as_ref().is_err_and(ApiError::is_too_large) {
         drain_refused(&mut multipart).await;
     }
     // Blobs stored by a request that is then refused are left to the

@@ -100,10 +100,29 @@ impl Hot {
     /// the budget (after dropping idle ones), another hold on an existing
     /// one. Returns whether they are held.
     pub(crate) fn hold(&self, sha256: &str, bytes: impl FnOnce() -> Bytes) -> bool {
+        self.hold_if(None, sha256, bytes)
+    }
+
+    /// [`hold`](Self::hold), unless a blob was forgotten since
+    /// [`forgets`](Self::forgets) said `forgets` (checked under the same
+    /// lock as the hold).
+    pub(crate) fn hold_unless_forgotten(
+        &self,
+        forgets: u64,
+        sha256: &str,
+        bytes: impl FnOnce() -> Bytes,
+    ) -> bool {
+        self.hold_if(Some(forgets), sha256, bytes)
+    }
+
+    fn hold_if(&self, forgets: Option<u64>, sha256: &str, bytes: impl FnOnce() -> Bytes) -> bool {
         if !self.enabled() {
             return false;
         }
         let mut inner = self.lock();
+        if forgets.is_some_and(|f| f != inner.forgets) {
+            return false;
+        }
         let now = Instant::now();
         if let Some(entry) = inner.entries.get_mut(sha256) {
             entry.holds = entry.holds.saturating_add(1);
@@ -112,14 +131,8 @@ impl Hot {
         }
         let bytes = bytes();
         let len = bytes.len() as u64;
-        if len > self.max_entry() {
+        if len > self.max_entry() || !inner.make_room(len, self.budget, now) {
             return false;
-        }
-        if inner.held + inner.reserved + len > self.budget {
-            inner.drop_idle(now);
-            if inner.held + inner.reserved + len > self.budget {
-                return false;
-            }
         }
         inner.held += len;
         inner.entries.insert(
@@ -160,29 +173,12 @@ impl Hot {
         self.lock().forgets
     }
 
-    /// [`hold`](Self::hold), unless a blob was forgotten since `forgets`
-    /// was read.
-    pub(crate) fn hold_unless_forgotten(
-        &self,
-        forgets: u64,
-        sha256: &str,
-        bytes: impl FnOnce() -> Bytes,
-    ) -> bool {
-        if self.forgets() != forgets {
-            return false;
-        }
-        self.hold(sha256, bytes)
-    }
-
     /// Reserves `n` more bytes of the budget for an upload being gathered;
     /// `false` (nothing reserved) when they do not fit.
     fn reserve(&self, n: u64) -> bool {
         let mut inner = self.lock();
-        if inner.held + inner.reserved + n > self.budget {
-            inner.drop_idle(Instant::now());
-            if inner.held + inner.reserved + n > self.budget {
-                return false;
-            }
+        if !inner.make_room(n, self.budget, Instant::now()) {
+            return false;
         }
         inner.reserved += n;
         true
@@ -206,6 +202,16 @@ impl Inner {
         if let Some(entry) = self.entries.remove(sha256) {
             self.held = self.held.saturating_sub(entry.bytes.len() as u64);
         }
+    }
+
+    /// Whether `n` more bytes fit in `budget`, after dropping idle holds if
+    /// they do not at first.
+    fn make_room(&mut self, n: u64, budget: u64, now: Instant) -> bool {
+        let fits = |inner: &Inner| inner.held + inner.reserved + n <= budget;
+        if !fits(self) {
+            self.drop_idle(now);
+        }
+        fits(self)
     }
 
     fn drop_idle(&mut self, now: Instant) {
